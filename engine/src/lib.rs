@@ -1,0 +1,1 @@
+//! Clearhouse engine: the end-of-day pipeline stages, the ledger and the journal.
