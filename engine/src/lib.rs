@@ -1,3 +1,25 @@
 //! Clearhouse engine: the end-of-day pipeline stages, the ledger and the journal.
+//!
+//! Stages, in order, each a module with typed input and output: [`reference`] (reference data
+//! checked across files) → [`validate`] (+ [`dedup`]) → [`netting`] → [`funding`] →
+//! [`posting`] (on a [`book`]) → [`banks`] → [`instructions`] → [`outputs`]; [`day`] runs them
+//! for one day directory and [`ledger`] persists the result in one transaction.
 
+pub mod banks;
+pub mod book;
+pub mod day;
+pub mod dedup;
+pub mod error;
+pub mod faults;
+pub mod funding;
+pub mod instructions;
 pub mod journal;
+pub mod ledger;
+pub mod netting;
+pub mod outputs;
+pub mod posting;
+pub mod reference;
+pub mod summary;
+pub mod validate;
+
+pub use error::EngineError;

@@ -1,0 +1,679 @@
+//! The end-of-day batch of one day directory: `clearhouse run DAY_DIR`.
+//!
+//! Order (SPEC §3): idempotency check → reference data → trades (validate, de-duplicate,
+//! net) → conflicts → opening balances → funding check → posting → bank nets → instructions
+//! → outputs rendered → one ledger transaction → output files. Nothing touches the ledger
+//! before that one transaction, so a run that stops anywhere earlier changes nothing, and a
+//! run that stops after it is finished by running again.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use clearhouse_formats::model::{
+    BusinessDate, Location, OpeningBalance, OpeningPosition, Platform, RowError,
+};
+use clearhouse_formats::reference;
+use clearhouse_formats::trades::{read_trades, TradeFormat};
+use clearhouse_formats::Parsed;
+
+use crate::banks::{aggregate, BankAggregation};
+use crate::book::Book;
+use crate::funding::{check_funding, Shortfall};
+use crate::instructions::build_instructions;
+use crate::ledger::{BatchWrite, Ledger, Snapshot};
+use crate::netting::Nets;
+use crate::outputs::{self, Files};
+use crate::posting::{post_nets, post_opening, PostingRefusal, DEPOSITORY};
+use crate::reference::RefData;
+use crate::summary::{self, Summary};
+use crate::validate::{TradeCounts, TradeValidator};
+use crate::{faults, EngineError};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub day_dir: PathBuf,
+    pub data_dir: PathBuf,
+    /// Default: `<data_dir>/out/<business_date>`.
+    pub out_dir: Option<PathBuf>,
+    /// Post the valid rows of a day that has invalid ones (still listed in rejects.csv).
+    pub skip_invalid: bool,
+}
+
+/// How a run ended; each maps to one exit code of SPEC §5.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Exit 0.
+    Posted,
+    /// Exit 0: the same input was posted before; its outputs were written again.
+    AlreadyPosted,
+    /// Exit 2: bad input, nothing posted.
+    Rejected,
+    /// Exit 3: shortfall under policy `abort` (or a guarantee account that cannot cover).
+    Shortfall { reason: String },
+    /// Exit 4.
+    Conflict { reason: String },
+}
+
+impl RunStatus {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunStatus::Posted | RunStatus::AlreadyPosted => 0,
+            RunStatus::Rejected => 2,
+            RunStatus::Shortfall { .. } => 3,
+            RunStatus::Conflict { .. } => 4,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub status: RunStatus,
+    pub business_date: Option<BusinessDate>,
+    /// Where the outputs (or rejects.csv / shortfalls.csv) were written, if anywhere.
+    pub out_dir: Option<PathBuf>,
+    /// Every invalid row, in file order.
+    pub rejects: Vec<RowError>,
+    pub summary: Option<Summary>,
+    pub timings: Vec<(&'static str, Duration)>,
+}
+
+/// Told about each stage as it starts, for a progress display.
+pub trait Observer {
+    fn stage(&mut self, _name: &'static str) {}
+}
+
+/// An observer that shows nothing.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// The input files of a day directory, sorted by name.
+#[derive(Debug, Clone, Default)]
+pub struct DayFiles {
+    pub platform: Option<PathBuf>,
+    pub members: Option<PathBuf>,
+    pub instruments: Option<PathBuf>,
+    pub trades: Vec<(PathBuf, TradeFormat)>,
+    pub opening_balances: Option<PathBuf>,
+    pub opening_positions: Option<PathBuf>,
+}
+
+impl DayFiles {
+    /// Finds the input files; platform.toml falls back to the data directory's.
+    pub fn discover(day_dir: &Path, data_dir: &Path) -> Result<DayFiles, EngineError> {
+        let entries = std::fs::read_dir(day_dir).map_err(|e| EngineError::io(day_dir, e))?;
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| EngineError::io(day_dir, e))?;
+            if entry
+                .file_type()
+                .map_err(|e| EngineError::io(entry.path(), e))?
+                .is_file()
+            {
+                names.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        let mut files = DayFiles::default();
+        for name in names {
+            let path = day_dir.join(&name);
+            match name.as_str() {
+                "platform.toml" => files.platform = Some(path),
+                "members.csv" => files.members = Some(path),
+                "instruments.csv" => files.instruments = Some(path),
+                "opening_balances.csv" => files.opening_balances = Some(path),
+                "opening_positions.csv" => files.opening_positions = Some(path),
+                _ if name.starts_with("trades") => {
+                    if let Some(format) = TradeFormat::of_path(&path) {
+                        files.trades.push((path, format));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if files.platform.is_none() {
+            let fallback = data_dir.join("platform.toml");
+            if fallback.is_file() {
+                files.platform = Some(fallback);
+            }
+        }
+        Ok(files)
+    }
+
+    /// Every input file, for the digest.
+    fn all(&self) -> Vec<&Path> {
+        let mut all: Vec<&Path> = [
+            &self.platform,
+            &self.members,
+            &self.instruments,
+            &self.opening_balances,
+            &self.opening_positions,
+        ]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
+        .collect();
+        all.extend(self.trades.iter().map(|(p, _)| p.as_path()));
+        all
+    }
+}
+
+/// A digest of everything that decides a batch: each input file's name and bytes, and the
+/// options that change what is posted. Identical input ⇒ identical digest.
+pub fn input_digest(files: &DayFiles, skip_invalid: bool) -> Result<String, EngineError> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"clearhouse-input-v1\0");
+    hasher.update(if skip_invalid {
+        b"skip-invalid\0"
+    } else {
+        b"strict\0"
+    });
+    let mut paths = files.all();
+    paths.sort_by_key(|p| p.file_name().map(|n| n.to_os_string()));
+    for path in paths {
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        hasher.update(name.unwrap_or_default().as_bytes());
+        hasher.update(b"\0");
+        let mut file = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
+        let len = file.metadata().map_err(|e| EngineError::io(path, e))?.len();
+        hasher.update(&len.to_le_bytes());
+        std::io::copy(&mut file, &mut hasher).map_err(|e| EngineError::io(path, e))?;
+    }
+    Ok(hasher.finalize().to_hex().to_string())
+}
+
+struct Timer {
+    started: Instant,
+    stages: Vec<(&'static str, Duration)>,
+}
+
+impl Timer {
+    fn new() -> Timer {
+        Timer {
+            started: Instant::now(),
+            stages: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, stage: &'static str) {
+        let now = Instant::now();
+        self.stages.push((stage, now - self.started));
+        self.started = now;
+    }
+}
+
+/// Runs the whole day. Errors are failures to run at all (exit 1); every outcome of the input
+/// itself, bad or not, is a [`RunReport`].
+pub fn run_day(opts: &RunOptions, observer: &mut dyn Observer) -> Result<RunReport, EngineError> {
+    let mut timer = Timer::new();
+    observer.stage("digest");
+    let files = DayFiles::discover(&opts.day_dir, &opts.data_dir)?;
+    let mut missing = Vec::new();
+    for (file, name) in [
+        (&files.platform, "platform.toml"),
+        (&files.members, "members.csv"),
+        (&files.instruments, "instruments.csv"),
+    ] {
+        if file.is_none() {
+            missing.push(name);
+        }
+    }
+    let digest = input_digest(&files, opts.skip_invalid)?;
+    let mut ledger = Ledger::open(&opts.data_dir)?;
+    if let Some(date) = ledger.posted_date_of_digest(&digest)? {
+        let out_dir = out_dir_for(opts, date);
+        let stored = ledger.outputs(date)?;
+        outputs::write_files(&out_dir, &stored)?;
+        timer.lap("restore");
+        return Ok(RunReport {
+            status: RunStatus::AlreadyPosted,
+            business_date: Some(date),
+            out_dir: Some(out_dir),
+            rejects: Vec::new(),
+            summary: None,
+            timings: timer.stages,
+        });
+    }
+    timer.lap("digest");
+
+    observer.stage("reference data");
+    let mut rejects = Vec::new();
+    for name in &missing {
+        rejects.push(RowError::new(
+            Location::new(opts.day_dir.join(name), 0),
+            "",
+            "",
+            "",
+            format!("required file {name} is missing from the day directory"),
+        ));
+    }
+    if files.trades.is_empty() {
+        rejects.push(RowError::new(
+            Location::new(&opts.day_dir, 0),
+            "",
+            "",
+            "",
+            "no trade file (trades*.csv, trades*.jsonl or trades*.parquet) in the day directory",
+        ));
+    }
+    if !rejects.is_empty() {
+        return reject(opts, None, rejects, timer);
+    }
+    let loaded = load_reference(&files)?;
+    let (refs, openings) = match loaded {
+        Ok(ok) => ok,
+        Err(errors) => return reject(opts, None, errors, timer),
+    };
+    timer.lap("reference");
+
+    observer.stage("trades");
+    let mut validator = TradeValidator::new(&refs, None);
+    for (path, format) in &files.trades {
+        validator.set_file(path);
+        read_trades(path, *format, &mut validator)?;
+    }
+    let validated = validator.finish();
+    let counts = validated.counts;
+    rejects = validated.rejects;
+    timer.lap("validate+net");
+    faults::point("validated");
+
+    let Some(day) = validated.day else {
+        if rejects.is_empty() {
+            rejects.push(RowError::new(
+                Location::new(&files.trades[0].0, 1),
+                "",
+                "",
+                "",
+                "the day holds no trade, so its business date is unknown",
+            ));
+        }
+        return reject(opts, None, rejects, timer);
+    };
+    let date = day.date;
+    let snapshot = ledger.snapshot()?;
+    if let Some(status) = conflict(&ledger, &snapshot, date, &openings)? {
+        return Ok(RunReport {
+            status,
+            business_date: Some(date),
+            out_dir: None,
+            rejects,
+            summary: None,
+            timings: timer.stages,
+        });
+    }
+    // Opening files set up a new ledger: a bad row there cannot be skipped.
+    let opening_errors = check_openings(&refs, &openings);
+    let skip = opts.skip_invalid && opening_errors.is_empty();
+    rejects.extend(opening_errors);
+    if !rejects.is_empty() && !skip {
+        return reject(opts, Some(date), rejects, timer);
+    }
+    let nets = match validated.netting.finish(&refs) {
+        Ok(nets) => nets,
+        Err(EngineError::Overflow { what }) => {
+            rejects.push(RowError::new(
+                Location::new(&opts.day_dir, 0),
+                "",
+                "",
+                "",
+                format!("{what} exceeds the 64-bit range of amounts"),
+            ));
+            return reject(opts, Some(date), rejects, timer);
+        }
+        Err(other) => return Err(other),
+    };
+    timer.lap("net");
+    faults::point("netted");
+
+    observer.stage("posting");
+    let batch = Batch {
+        opts,
+        refs: &refs,
+        date,
+        digest,
+        counts,
+        rejects,
+        openings,
+    };
+    batch.post(&mut ledger, &snapshot, &nets, timer, observer)
+}
+
+/// The opening files of a new ledger.
+struct Openings {
+    balances: Vec<OpeningBalance>,
+    positions: Vec<OpeningPosition>,
+    balances_file: Option<PathBuf>,
+    positions_file: Option<PathBuf>,
+}
+
+type Loaded = Result<(RefData, Openings), Vec<RowError>>;
+
+fn load_reference(files: &DayFiles) -> Result<Loaded, EngineError> {
+    let platform_path = files.platform.as_ref().expect("checked by the caller");
+    let members_path = files.members.as_ref().expect("checked by the caller");
+    let instruments_path = files.instruments.as_ref().expect("checked by the caller");
+    let mut errors = Vec::new();
+    let platform: Option<Platform> = match reference::read_platform(platform_path)? {
+        Ok(p) => Some(p),
+        Err(e) => {
+            errors.extend(e);
+            None
+        }
+    };
+    let members = take(&mut errors, reference::read_members(members_path)?);
+    let instruments = take(&mut errors, reference::read_instruments(instruments_path)?);
+    let balances = match &files.opening_balances {
+        Some(p) => take(&mut errors, reference::read_opening_balances(p)?),
+        None => Vec::new(),
+    };
+    let positions = match &files.opening_positions {
+        Some(p) => take(&mut errors, reference::read_opening_positions(p)?),
+        None => Vec::new(),
+    };
+    let Some(platform) = platform else {
+        return Ok(Err(errors));
+    };
+    if !errors.is_empty() {
+        return Ok(Err(errors));
+    }
+    let refs = match RefData::build(platform, members, instruments, members_path) {
+        Ok(refs) => refs,
+        Err(errors) => return Ok(Err(errors)),
+    };
+    Ok(Ok((
+        refs,
+        Openings {
+            balances,
+            positions,
+            balances_file: files.opening_balances.clone(),
+            positions_file: files.opening_positions.clone(),
+        },
+    )))
+}
+
+/// The rows of a parsed file, its errors moved to `errors`.
+fn take<T>(errors: &mut Vec<RowError>, parsed: Parsed<T>) -> Vec<T> {
+    errors.extend(parsed.errors);
+    parsed.rows
+}
+
+/// Opening balances and positions must name known accounts, members and instruments.
+fn check_openings(refs: &RefData, openings: &Openings) -> Vec<RowError> {
+    let mut errors = Vec::new();
+    if let Some(file) = &openings.balances_file {
+        for b in &openings.balances {
+            if refs.bank_of(&b.account).is_none() {
+                errors.push(RowError::new(
+                    Location::new(file, b.line),
+                    &b.account,
+                    "account",
+                    &b.account,
+                    "is neither a member nor one of the platform's accounts",
+                ));
+            }
+        }
+    }
+    if let Some(file) = &openings.positions_file {
+        for p in &openings.positions {
+            if refs.member_idx(&p.member_id).is_none() {
+                errors.push(RowError::new(
+                    Location::new(file, p.line),
+                    &p.member_id,
+                    "member_id",
+                    &p.member_id,
+                    "is not in members.csv",
+                ));
+            }
+            if refs.instrument_idx(&p.instrument).is_none() {
+                errors.push(RowError::new(
+                    Location::new(file, p.line),
+                    &p.member_id,
+                    "instrument",
+                    &p.instrument,
+                    "is not in instruments.csv",
+                ));
+            }
+        }
+    }
+    errors
+}
+
+/// Exit-4 conflicts: a posted date with other input, a date before the last posted one,
+/// opening files given to a ledger that already holds balances.
+fn conflict(
+    ledger: &Ledger,
+    snapshot: &Snapshot,
+    date: BusinessDate,
+    openings: &Openings,
+) -> Result<Option<RunStatus>, EngineError> {
+    let reason = if ledger.posted_digest(date)?.is_some() {
+        Some(format!(
+            "business date {date} was already posted with different input"
+        ))
+    } else if let Some(last) = snapshot.last_posted.filter(|last| date < *last) {
+        Some(format!(
+            "business date {date} is earlier than the last posted date {last}"
+        ))
+    } else if !snapshot.is_new()
+        && (openings.balances_file.is_some() || openings.positions_file.is_some())
+    {
+        Some(
+            "opening_balances.csv / opening_positions.csv given to a ledger that already holds \
+             balances; remove them from the day directory"
+                .to_string(),
+        )
+    } else {
+        None
+    };
+    Ok(reason.map(|reason| RunStatus::Conflict { reason }))
+}
+
+fn out_dir_for(opts: &RunOptions, date: BusinessDate) -> PathBuf {
+    opts.out_dir
+        .clone()
+        .unwrap_or_else(|| opts.data_dir.join("out").join(date.to_string()))
+}
+
+/// Exit 2: writes rejects.csv where the outputs would have gone and posts nothing.
+fn reject(
+    opts: &RunOptions,
+    date: Option<BusinessDate>,
+    rejects: Vec<RowError>,
+    mut timer: Timer,
+) -> Result<RunReport, EngineError> {
+    let out_dir = match (date, &opts.out_dir) {
+        (_, Some(dir)) => Some(dir.clone()),
+        (Some(d), None) => Some(out_dir_for(opts, d)),
+        // Without a date there is no dated output directory, and the data directory must stay
+        // as it was found: the rejects go to stderr only.
+        (None, None) => None,
+    };
+    if let Some(dir) = &out_dir {
+        let mut files = Files::new();
+        outputs::render_rejects(&rejects, &mut files)?;
+        outputs::write_files(dir, &files)?;
+    }
+    timer.lap("reject");
+    Ok(RunReport {
+        status: RunStatus::Rejected,
+        business_date: date,
+        out_dir,
+        rejects,
+        summary: None,
+        timings: timer.stages,
+    })
+}
+
+/// Everything known once the trades are netted: what the posting stages need.
+struct Batch<'a> {
+    opts: &'a RunOptions,
+    refs: &'a RefData,
+    date: BusinessDate,
+    digest: String,
+    counts: TradeCounts,
+    rejects: Vec<RowError>,
+    openings: Openings,
+}
+
+impl Batch<'_> {
+    fn post(
+        self,
+        ledger: &mut Ledger,
+        snapshot: &Snapshot,
+        nets: &Nets,
+        mut timer: Timer,
+        observer: &mut dyn Observer,
+    ) -> Result<RunReport, EngineError> {
+        let refs = self.refs;
+        let mut external: BTreeSet<String> = refs
+            .platform
+            .banks
+            .values()
+            .map(|b| b.custody_account.clone())
+            .collect();
+        external.insert(DEPOSITORY.to_string());
+        let mut book = Book::from_snapshot(snapshot, external);
+        let mut outside: BTreeMap<(String, String), i64> = BTreeMap::new();
+        if snapshot.is_new() {
+            post_opening(
+                refs,
+                &self.openings.balances,
+                &self.openings.positions,
+                &mut book,
+            )?;
+            for b in &self.openings.balances {
+                let bank = refs.bank_of(&b.account).unwrap_or_default().to_string();
+                *outside
+                    .entry((bank, b.currency.code().to_string()))
+                    .or_default() += b.balance.0;
+            }
+        }
+        let shortfalls = check_funding(refs, nets, &book);
+        let defaults = match post_nets(refs, nets, &shortfalls, &mut book)? {
+            Ok(defaults) => defaults,
+            Err(refusal) => return self.refuse(refusal, &shortfalls, timer),
+        };
+        timer.lap("post");
+
+        observer.stage("instructions");
+        let bank_of = |account: &str| {
+            refs.bank_of(account)
+                .map(str::to_string)
+                .or_else(|| snapshot.account_banks.get(account).cloned())
+        };
+        let BankAggregation {
+            nets: bank_nets,
+            custody_after,
+        } = aggregate(&book, bank_of, &snapshot.custody, &outside)?;
+        let instructions = build_instructions(self.date, &refs.platform, &bank_nets)?;
+        timer.lap("instruct");
+
+        observer.stage("outputs");
+        let mut files = Files::new();
+        outputs::render_member_positions(refs, nets, &mut files)?;
+        outputs::render_security_positions(refs, nets, &mut files)?;
+        outputs::render_bank_positions(&bank_nets, &mut files)?;
+        outputs::render_instructions(&instructions, &mut files)?;
+        outputs::render_balances(&book, |_, _, available| available.max(0), &mut files)?;
+        outputs::render_postings(book.legs(), &mut files)?;
+        outputs::render_rejects(&self.rejects, &mut files)?;
+        outputs::render_shortfalls(refs, &shortfalls, &mut files)?;
+        outputs::render_defaults(refs, &defaults, &mut files)?;
+        timer.lap("render");
+        let summary = summary::build(
+            refs,
+            self.date,
+            &self.digest,
+            &self.counts,
+            nets,
+            &instructions,
+            shortfalls.len(),
+            defaults.len(),
+            "posted",
+        );
+        let summary_json = summary::to_json(&summary, &timer.stages);
+        files.push((
+            "summary.json".to_string(),
+            summary_json.clone().into_bytes(),
+        ));
+        files.sort();
+
+        let account_banks = book
+            .balances()
+            .keys()
+            .map(|(account, _)| account)
+            .chain(book.positions().keys().map(|(account, _)| account))
+            .filter_map(|account| bank_of(account).map(|bank| (account.clone(), bank)))
+            .collect();
+        let write = BatchWrite {
+            business_date: self.date.to_string(),
+            input_digest: self.digest.clone(),
+            summary_json,
+            account_banks,
+            balances: book.changed_balances(),
+            positions: book.changed_positions(),
+            custody: custody_after,
+            entries: book.into_legs(),
+            outputs: files.clone(),
+        };
+        ledger.commit(snapshot.version, &write)?;
+        faults::point("posted");
+        timer.lap("commit");
+
+        let out_dir = out_dir_for(self.opts, self.date);
+        outputs::write_files(&out_dir, &files)?;
+        timer.lap("write");
+        Ok(RunReport {
+            status: RunStatus::Posted,
+            business_date: Some(self.date),
+            out_dir: Some(out_dir),
+            rejects: self.rejects,
+            summary: Some(summary),
+            timings: timer.stages,
+        })
+    }
+
+    /// Exit 3: shortfalls.csv (and rejects.csv) written, nothing posted.
+    fn refuse(
+        self,
+        refusal: PostingRefusal,
+        shortfalls: &[Shortfall],
+        mut timer: Timer,
+    ) -> Result<RunReport, EngineError> {
+        let reason = match refusal {
+            PostingRefusal::Shortfalls => format!(
+                "{} shortfall(s) under policy abort; see shortfalls.csv",
+                shortfalls.len()
+            ),
+            PostingRefusal::GuaranteeShort {
+                currency,
+                needed_minor,
+                available_minor,
+            } => {
+                let c = clearhouse_formats::money::Currency::from_code(&currency)
+                    .expect("a currency of the reference data");
+                format!(
+                    "guarantee account {} holds {} {currency} available, the shortfalls need {}",
+                    self.refs.platform.guarantee_account,
+                    c.format(clearhouse_formats::money::AmountMinor(available_minor)),
+                    c.format(clearhouse_formats::money::AmountMinor(needed_minor)),
+                )
+            }
+        };
+        let out_dir = out_dir_for(self.opts, self.date);
+        let mut files = Files::new();
+        outputs::render_shortfalls(self.refs, shortfalls, &mut files)?;
+        outputs::render_rejects(&self.rejects, &mut files)?;
+        outputs::write_files(&out_dir, &files)?;
+        timer.lap("refuse");
+        Ok(RunReport {
+            status: RunStatus::Shortfall { reason },
+            business_date: Some(self.date),
+            out_dir: Some(out_dir),
+            rejects: self.rejects,
+            summary: None,
+            timings: timer.stages,
+        })
+    }
+}

@@ -1,0 +1,38 @@
+//! The engine's error type. Bad input is not an error here: it is a list of rejects that the
+//! day runner turns into exit code 2. These are the failures that stop a run outright.
+
+use std::path::PathBuf;
+
+use crate::ledger::LedgerError;
+use clearhouse_formats::FormatError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A sum left the range of a 64-bit amount: the input is absurd, not the engine wrong.
+    #[error("amount overflow: {what} exceeds the 64-bit range")]
+    Overflow { what: String },
+    /// A broken invariant is a bug: nothing is posted and the run stops.
+    #[error("invariant broken: {0}")]
+    Invariant(String),
+    #[error("{0}")]
+    Output(String),
+}
+
+impl EngineError {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> EngineError {
+        EngineError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}

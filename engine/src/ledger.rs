@@ -1,0 +1,431 @@
+//! The virtual-account ledger, persisted in SQLite (WAL) in the data directory.
+//!
+//! Invariants:
+//! - a business date is posted at most once: `batches.business_date` is the primary key and a
+//!   batch is written in one transaction together with every balance, position and entry;
+//! - a batch commits only on the ledger version it was computed from (`meta.version`), so two
+//!   runs racing on one data directory cannot both post from the same snapshot;
+//! - the rendered outputs of a batch are stored in the same transaction, so a run that died
+//!   after posting can restore them byte for byte.
+//!
+//! A ledger file is created only by the first successful posting: a rejected first day leaves
+//! the data directory as it was.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+
+use clearhouse_formats::model::BusinessDate;
+
+/// The file name of the ledger inside the data directory.
+pub const LEDGER_FILE: &str = "ledger.sqlite";
+
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE accounts (account TEXT PRIMARY KEY, bank TEXT NOT NULL);
+CREATE TABLE balances (
+    account TEXT NOT NULL, currency TEXT NOT NULL,
+    balance_minor INTEGER NOT NULL, frozen_minor INTEGER NOT NULL,
+    PRIMARY KEY (account, currency));
+CREATE TABLE positions (
+    account TEXT NOT NULL, instrument TEXT NOT NULL, quantity INTEGER NOT NULL,
+    PRIMARY KEY (account, instrument));
+CREATE TABLE custody (
+    bank TEXT NOT NULL, currency TEXT NOT NULL, balance_minor INTEGER NOT NULL,
+    PRIMARY KEY (bank, currency));
+CREATE TABLE batches (
+    business_date TEXT PRIMARY KEY, input_digest TEXT NOT NULL, summary TEXT NOT NULL);
+CREATE INDEX batches_by_digest ON batches (input_digest);
+CREATE TABLE entries (
+    business_date TEXT NOT NULL, entry_id TEXT NOT NULL, kind TEXT NOT NULL,
+    account TEXT NOT NULL, asset TEXT NOT NULL, amount INTEGER NOT NULL,
+    PRIMARY KEY (business_date, entry_id, account, asset));
+CREATE TABLE outputs (
+    business_date TEXT NOT NULL, name TEXT NOT NULL, content BLOB NOT NULL,
+    PRIMARY KEY (business_date, name));
+";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("ledger {path}: {source}")]
+    Sql {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("ledger {path}: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    #[error("ledger {path}: changed by another run since this batch was computed; run again")]
+    Raced { path: PathBuf },
+    #[error("data directory {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A balance of one account in one currency, in minor units.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Balance {
+    pub balance_minor: i64,
+    pub frozen_minor: i64,
+}
+
+/// Everything the batch reads from the ledger, taken at one version.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub version: i64,
+    /// `(account, currency code)`.
+    pub balances: BTreeMap<(String, String), Balance>,
+    /// `(account, instrument)`.
+    pub positions: BTreeMap<(String, String), i64>,
+    /// `(bank, currency code)`: the custody account's real balance as the ledger expects it.
+    pub custody: BTreeMap<(String, String), i64>,
+    /// The bank each account's money is held at.
+    pub account_banks: BTreeMap<String, String>,
+    pub last_posted: Option<BusinessDate>,
+}
+
+impl Snapshot {
+    pub fn is_new(&self) -> bool {
+        self.version == 0
+    }
+}
+
+/// One leg of a double-entry ledger entry: all legs of an `entry_id` sum to zero per asset.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct EntryLeg {
+    pub entry_id: String,
+    pub kind: &'static str,
+    pub account: String,
+    /// A currency code (amount in minor units) or an instrument (amount in units).
+    pub asset: String,
+    pub amount: i64,
+}
+
+/// Everything one batch writes, as final values, applied in one transaction.
+#[derive(Debug, Clone, Default)]
+pub struct BatchWrite {
+    pub business_date: String,
+    pub input_digest: String,
+    pub summary_json: String,
+    pub account_banks: BTreeMap<String, String>,
+    pub balances: BTreeMap<(String, String), Balance>,
+    pub positions: BTreeMap<(String, String), i64>,
+    pub custody: BTreeMap<(String, String), i64>,
+    pub entries: Vec<EntryLeg>,
+    pub outputs: Vec<(String, Vec<u8>)>,
+}
+
+pub struct Ledger {
+    path: PathBuf,
+    conn: Option<Connection>,
+}
+
+impl Ledger {
+    /// Opens the ledger of `data_dir` if it has one; a missing ledger is a new, empty one that
+    /// is not created on disk until [`Ledger::commit`].
+    pub fn open(data_dir: &Path) -> Result<Ledger, LedgerError> {
+        let path = data_dir.join(LEDGER_FILE);
+        let conn = if path.exists() {
+            let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+                .map_err(|source| sql(&path, source))?;
+            configure(&conn, &path)?;
+            check_schema(&conn, &path)?;
+            Some(conn)
+        } else {
+            None
+        };
+        Ok(Ledger { path, conn })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn exists(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// The digest a business date was posted with, if it was.
+    pub fn posted_digest(&self, date: BusinessDate) -> Result<Option<String>, LedgerError> {
+        let Some(conn) = &self.conn else {
+            return Ok(None);
+        };
+        conn.query_row(
+            "SELECT input_digest FROM batches WHERE business_date = ?1",
+            [date.to_string()],
+            |row| row.get(0),
+        )
+        .optional()
+        .map_err(|source| sql(&self.path, source))
+    }
+
+    /// The business date posted with exactly this input digest, if any.
+    pub fn posted_date_of_digest(&self, digest: &str) -> Result<Option<BusinessDate>, LedgerError> {
+        let Some(conn) = &self.conn else {
+            return Ok(None);
+        };
+        let text: Option<String> = conn
+            .query_row(
+                "SELECT business_date FROM batches WHERE input_digest = ?1",
+                [digest],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|source| sql(&self.path, source))?;
+        text.map(|t| {
+            BusinessDate::parse(&t).ok_or_else(|| LedgerError::Corrupt {
+                path: self.path.clone(),
+                message: format!("batches holds a malformed business date {t:?}"),
+            })
+        })
+        .transpose()
+    }
+
+    /// The stored outputs of a posted business date, by file name.
+    pub fn outputs(&self, date: BusinessDate) -> Result<Vec<(String, Vec<u8>)>, LedgerError> {
+        let Some(conn) = &self.conn else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = conn
+            .prepare("SELECT name, content FROM outputs WHERE business_date = ?1 ORDER BY name")
+            .map_err(|source| sql(&self.path, source))?;
+        let rows = stmt
+            .query_map([date.to_string()], |row| Ok((row.get(0)?, row.get(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(|source| sql(&self.path, source));
+        rows
+    }
+
+    pub fn snapshot(&self) -> Result<Snapshot, LedgerError> {
+        let Some(conn) = &self.conn else {
+            return Ok(Snapshot::default());
+        };
+        let p = &self.path;
+        let version: i64 = conn
+            .query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
+                r.get(0)
+            })
+            .map_err(|source| sql(p, source))?;
+        let mut snap = Snapshot {
+            version,
+            ..Snapshot::default()
+        };
+        let run = |query: &str, f: &mut dyn FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<()>| {
+            let mut stmt = conn.prepare(query)?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                f(row)?;
+            }
+            Ok(())
+        };
+        run(
+            "SELECT account, currency, balance_minor, frozen_minor FROM balances",
+            &mut |r| {
+                snap.balances.insert(
+                    (r.get(0)?, r.get(1)?),
+                    Balance {
+                        balance_minor: r.get(2)?,
+                        frozen_minor: r.get(3)?,
+                    },
+                );
+                Ok(())
+            },
+        )
+        .map_err(|source| sql(p, source))?;
+        run(
+            "SELECT account, instrument, quantity FROM positions",
+            &mut |r| {
+                snap.positions.insert((r.get(0)?, r.get(1)?), r.get(2)?);
+                Ok(())
+            },
+        )
+        .map_err(|source| sql(p, source))?;
+        run(
+            "SELECT bank, currency, balance_minor FROM custody",
+            &mut |r| {
+                snap.custody.insert((r.get(0)?, r.get(1)?), r.get(2)?);
+                Ok(())
+            },
+        )
+        .map_err(|source| sql(p, source))?;
+        run("SELECT account, bank FROM accounts", &mut |r| {
+            snap.account_banks.insert(r.get(0)?, r.get(1)?);
+            Ok(())
+        })
+        .map_err(|source| sql(p, source))?;
+        let last: Option<String> = conn
+            .query_row("SELECT max(business_date) FROM batches", [], |r| r.get(0))
+            .map_err(|source| sql(p, source))?;
+        snap.last_posted = match last {
+            None => None,
+            Some(text) => Some(
+                BusinessDate::parse(&text).ok_or_else(|| LedgerError::Corrupt {
+                    path: p.clone(),
+                    message: format!("batches holds a malformed business date {text:?}"),
+                })?,
+            ),
+        };
+        Ok(snap)
+    }
+
+    /// Posts a batch: every write in one transaction, on the version `based_on` only.
+    pub fn commit(&mut self, based_on: i64, batch: &BatchWrite) -> Result<(), LedgerError> {
+        if self.conn.is_none() {
+            self.create()?;
+        }
+        let path = self.path.clone();
+        let conn = self.conn.as_mut().expect("created above");
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|source| sql(&path, source))?;
+        let version: i64 = tx
+            .query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
+                r.get(0)
+            })
+            .map_err(|source| sql(&path, source))?;
+        if version != based_on {
+            return Err(LedgerError::Raced { path });
+        }
+        write_batch(&tx, batch).map_err(|source| sql(&path, source))?;
+        tx.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'version'",
+            [],
+        )
+        .map_err(|source| sql(&path, source))?;
+        crate::faults::point("posting:before-commit");
+        tx.commit().map_err(|source| sql(&path, source))
+    }
+
+    /// Creates the ledger file, its schema and version 0, durably, before the first batch.
+    fn create(&mut self) -> Result<(), LedgerError> {
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        // Build under a temporary name and rename, so a crash never leaves a half-made ledger
+        // that the next run would mistake for a real one.
+        let tmp = self.path.with_extension("sqlite.tmp");
+        let _ = std::fs::remove_file(&tmp);
+        {
+            let conn = Connection::open(&tmp).map_err(|source| sql(&tmp, source))?;
+            conn.execute_batch(SCHEMA)
+                .map_err(|source| sql(&tmp, source))?;
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('schema', ?1), ('version', 0)",
+                [SCHEMA_VERSION],
+            )
+            .map_err(|source| sql(&tmp, source))?;
+        }
+        std::fs::rename(&tmp, &self.path).map_err(|source| LedgerError::Io {
+            path: self.path.clone(),
+            source,
+        })?;
+        let conn = Connection::open(&self.path).map_err(|source| sql(&self.path, source))?;
+        configure(&conn, &self.path)?;
+        self.conn = Some(conn);
+        Ok(())
+    }
+}
+
+fn write_batch(tx: &rusqlite::Transaction<'_>, batch: &BatchWrite) -> rusqlite::Result<()> {
+    tx.execute(
+        "INSERT INTO batches (business_date, input_digest, summary) VALUES (?1, ?2, ?3)",
+        params![batch.business_date, batch.input_digest, batch.summary_json],
+    )?;
+    let mut stmt = tx.prepare(
+        "INSERT INTO accounts (account, bank) VALUES (?1, ?2)
+         ON CONFLICT (account) DO UPDATE SET bank = excluded.bank",
+    )?;
+    for (account, bank) in &batch.account_banks {
+        stmt.execute(params![account, bank])?;
+    }
+    let mut stmt = tx.prepare(
+        "INSERT INTO balances (account, currency, balance_minor, frozen_minor)
+         VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (account, currency) DO UPDATE
+         SET balance_minor = excluded.balance_minor, frozen_minor = excluded.frozen_minor",
+    )?;
+    for ((account, currency), b) in &batch.balances {
+        stmt.execute(params![account, currency, b.balance_minor, b.frozen_minor])?;
+    }
+    let mut stmt = tx.prepare(
+        "INSERT INTO positions (account, instrument, quantity) VALUES (?1, ?2, ?3)
+         ON CONFLICT (account, instrument) DO UPDATE SET quantity = excluded.quantity",
+    )?;
+    for ((account, instrument), quantity) in &batch.positions {
+        stmt.execute(params![account, instrument, quantity])?;
+    }
+    let mut stmt = tx.prepare(
+        "INSERT INTO custody (bank, currency, balance_minor) VALUES (?1, ?2, ?3)
+         ON CONFLICT (bank, currency) DO UPDATE SET balance_minor = excluded.balance_minor",
+    )?;
+    for ((bank, currency), balance) in &batch.custody {
+        stmt.execute(params![bank, currency, balance])?;
+    }
+    let mut stmt = tx.prepare(
+        "INSERT INTO entries (business_date, entry_id, kind, account, asset, amount)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for (i, leg) in batch.entries.iter().enumerate() {
+        if i == batch.entries.len() / 2 {
+            crate::faults::point("posting:middle");
+        }
+        stmt.execute(params![
+            batch.business_date,
+            leg.entry_id,
+            leg.kind,
+            leg.account,
+            leg.asset,
+            leg.amount
+        ])?;
+    }
+    let mut stmt =
+        tx.prepare("INSERT INTO outputs (business_date, name, content) VALUES (?1, ?2, ?3)")?;
+    for (name, content) in &batch.outputs {
+        stmt.execute(params![batch.business_date, name, content])?;
+    }
+    Ok(())
+}
+
+fn configure(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
+    // WAL for concurrent readers; FULL sync so a commit that returned survives power loss.
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
+         PRAGMA busy_timeout = 5000;",
+    )
+    .map_err(|source| sql(path, source))
+}
+
+fn check_schema(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
+    let schema: Option<i64> = conn
+        .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(|source| LedgerError::Corrupt {
+            path: path.to_path_buf(),
+            message: format!("not a Clearhouse ledger ({source})"),
+        })?;
+    match schema {
+        Some(SCHEMA_VERSION) => Ok(()),
+        other => Err(LedgerError::Corrupt {
+            path: path.to_path_buf(),
+            message: format!("schema version {other:?}, this build reads {SCHEMA_VERSION}"),
+        }),
+    }
+}
+
+fn sql(path: &Path, source: rusqlite::Error) -> LedgerError {
+    LedgerError::Sql {
+        path: path.to_path_buf(),
+        source,
+    }
+}

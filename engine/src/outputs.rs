@@ -1,0 +1,416 @@
+//! Rendering the batch's outputs (SPEC §4) into file contents, and writing them so that a
+//! reader never sees half a file.
+//!
+//! Input: the results of every stage. Output: `(file name, bytes)` pairs, sorted by name.
+//! Rendering is pure: the same results give byte-identical files.
+
+use std::path::Path;
+
+use clearhouse_formats::model::RowError;
+use clearhouse_formats::money::{AmountMinor, Currency};
+use clearhouse_formats::table::{
+    Cell, ColumnKind, CsvTableWriter, ParquetTableWriter, TableError, TableSpec,
+};
+
+use crate::banks::BankNet;
+use crate::book::{kind, Book};
+use crate::funding::{Shortfall, ShortfallAsset, ShortfallKind};
+use crate::instructions::Instruction;
+use crate::ledger::EntryLeg;
+use crate::netting::Nets;
+use crate::posting::Default;
+use crate::reference::RefData;
+use crate::EngineError;
+
+use ColumnKind::{Amount, Int, Text};
+
+pub const MEMBER_POSITIONS: TableSpec = TableSpec {
+    name: "member_positions",
+    columns: &[
+        ("member_id", Text),
+        ("currency", Text),
+        ("bought_amount", Amount),
+        ("sold_amount", Amount),
+        ("fees", Amount),
+        ("net_amount", Amount),
+    ],
+};
+
+pub const SECURITY_POSITIONS: TableSpec = TableSpec {
+    name: "security_positions",
+    columns: &[
+        ("member_id", Text),
+        ("instrument", Text),
+        ("bought_quantity", Int),
+        ("sold_quantity", Int),
+        ("net_quantity", Int),
+    ],
+};
+
+pub const BANK_POSITIONS: TableSpec = TableSpec {
+    name: "bank_positions",
+    columns: &[("bank", Text), ("currency", Text), ("net_amount", Amount)],
+};
+
+pub const INSTRUCTIONS: TableSpec = TableSpec {
+    name: "instructions",
+    columns: &[
+        ("instruction_id", Text),
+        ("phase", Int),
+        ("kind", Text),
+        ("currency", Text),
+        ("amount", Amount),
+        ("debit_bank", Text),
+        ("debit_account", Text),
+        ("credit_bank", Text),
+        ("credit_account", Text),
+    ],
+};
+
+pub const BALANCES: TableSpec = TableSpec {
+    name: "balances",
+    columns: &[
+        ("account", Text),
+        ("currency", Text),
+        ("balance", Amount),
+        ("frozen", Amount),
+        ("withdrawable", Amount),
+    ],
+};
+
+/// Amounts here are money or quantities depending on the entry kind, so they are text.
+pub const POSTINGS: TableSpec = TableSpec {
+    name: "postings",
+    columns: &[
+        ("entry_id", Text),
+        ("kind", Text),
+        ("account", Text),
+        ("asset", Text),
+        ("amount", Text),
+    ],
+};
+
+pub const REJECTS: TableSpec = TableSpec {
+    name: "rejects",
+    columns: &[
+        ("source", Text),
+        ("line", Int),
+        ("id", Text),
+        ("reason", Text),
+    ],
+};
+
+pub const SHORTFALLS: TableSpec = TableSpec {
+    name: "shortfalls",
+    columns: &[
+        ("member_id", Text),
+        ("kind", Text),
+        ("asset", Text),
+        ("required", Text),
+        ("available", Text),
+        ("shortfall", Text),
+    ],
+};
+
+pub const DEFAULTS: TableSpec = TableSpec {
+    name: "defaults",
+    columns: &[
+        ("member_id", Text),
+        ("kind", Text),
+        ("asset", Text),
+        ("shortfall", Text),
+        ("covered_by", Text),
+        ("withheld_quantity", Int),
+    ],
+};
+
+/// Rendered output files: `(file name, content)`.
+pub type Files = Vec<(String, Vec<u8>)>;
+
+/// A table rendered as CSV, and as Parquet too when `parquet` is set.
+struct Table {
+    spec: TableSpec,
+    csv: CsvTableWriter,
+    parquet: Option<ParquetTableWriter>,
+}
+
+impl Table {
+    fn new(spec: TableSpec, parquet: bool) -> Result<Table, EngineError> {
+        Ok(Table {
+            spec,
+            csv: CsvTableWriter::new(spec),
+            parquet: if parquet {
+                Some(ParquetTableWriter::new(spec).map_err(table_error)?)
+            } else {
+                None
+            },
+        })
+    }
+
+    fn row(&mut self, cells: &[Cell<'_>]) -> Result<(), EngineError> {
+        self.csv.row(cells).map_err(table_error)?;
+        if let Some(p) = &mut self.parquet {
+            p.row(cells).map_err(table_error)?;
+        }
+        Ok(())
+    }
+
+    fn finish(self, files: &mut Files) -> Result<(), EngineError> {
+        files.push((format!("{}.csv", self.spec.name), self.csv.finish()));
+        if let Some(p) = self.parquet {
+            files.push((
+                format!("{}.parquet", self.spec.name),
+                p.finish().map_err(table_error)?,
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn table_error(e: TableError) -> EngineError {
+    EngineError::Output(e.to_string())
+}
+
+fn currency_of(code: &str) -> Result<Currency, EngineError> {
+    Currency::from_code(code)
+        .ok_or_else(|| EngineError::Invariant(format!("ledger holds unknown currency {code}")))
+}
+
+pub fn render_member_positions(
+    refs: &RefData,
+    nets: &Nets,
+    files: &mut Files,
+) -> Result<(), EngineError> {
+    let mut t = Table::new(MEMBER_POSITIONS, true)?;
+    for n in &nets.cash {
+        let c = refs.currency(n.currency);
+        t.row(&[
+            Cell::Text(&refs.member(n.member).member_id),
+            Cell::Text(c.code()),
+            Cell::Amount(AmountMinor(n.bought_minor), c),
+            Cell::Amount(AmountMinor(n.sold_minor), c),
+            Cell::Amount(AmountMinor(n.fees_minor), c),
+            Cell::Amount(AmountMinor(n.net_minor), c),
+        ])?;
+    }
+    t.finish(files)
+}
+
+pub fn render_security_positions(
+    refs: &RefData,
+    nets: &Nets,
+    files: &mut Files,
+) -> Result<(), EngineError> {
+    let mut t = Table::new(SECURITY_POSITIONS, true)?;
+    for n in &nets.qty {
+        t.row(&[
+            Cell::Text(&refs.member(n.member).member_id),
+            Cell::Text(&refs.instrument(n.instrument).instrument),
+            Cell::Int(n.bought),
+            Cell::Int(n.sold),
+            Cell::Int(n.net),
+        ])?;
+    }
+    t.finish(files)
+}
+
+pub fn render_bank_positions(nets: &[BankNet], files: &mut Files) -> Result<(), EngineError> {
+    let mut t = Table::new(BANK_POSITIONS, true)?;
+    for n in nets {
+        let c = currency_of(&n.currency)?;
+        t.row(&[
+            Cell::Text(&n.bank),
+            Cell::Text(c.code()),
+            Cell::Amount(AmountMinor(n.net_minor), c),
+        ])?;
+    }
+    t.finish(files)
+}
+
+pub fn render_instructions(
+    instructions: &[Instruction],
+    files: &mut Files,
+) -> Result<(), EngineError> {
+    let mut t = Table::new(INSTRUCTIONS, true)?;
+    for i in instructions {
+        let c = currency_of(&i.currency)?;
+        t.row(&[
+            Cell::Text(&i.instruction_id),
+            Cell::Int(i64::from(i.phase)),
+            Cell::Text(i.kind.as_str()),
+            Cell::Text(c.code()),
+            Cell::Amount(AmountMinor(i.amount_minor), c),
+            Cell::Text(&i.debit_bank),
+            Cell::Text(&i.debit_account),
+            Cell::Text(&i.credit_bank),
+            Cell::Text(&i.credit_account),
+        ])?;
+    }
+    t.finish(files)
+}
+
+/// Closing balances of every virtual account. `withdrawable_minor` gives what may leave
+/// today (SPEC §3: balance − frozen − today's online deposits, at least 0).
+pub fn render_balances(
+    book: &Book,
+    withdrawable_minor: impl Fn(&str, &str, i64) -> i64,
+    files: &mut Files,
+) -> Result<(), EngineError> {
+    let mut t = Table::new(BALANCES, true)?;
+    for ((account, code), b) in book.balances() {
+        let c = currency_of(code)?;
+        t.row(&[
+            Cell::Text(account),
+            Cell::Text(c.code()),
+            Cell::Amount(AmountMinor(b.balance_minor), c),
+            Cell::Amount(AmountMinor(b.frozen_minor), c),
+            Cell::Amount(
+                AmountMinor(withdrawable_minor(
+                    account,
+                    code,
+                    b.balance_minor - b.frozen_minor,
+                )),
+                c,
+            ),
+        ])?;
+    }
+    t.finish(files)
+}
+
+pub fn render_postings(legs: &[EntryLeg], files: &mut Files) -> Result<(), EngineError> {
+    let mut sorted: Vec<&EntryLeg> = legs.iter().collect();
+    sorted.sort_by(|a, b| {
+        (&a.entry_id, &a.account, &a.asset).cmp(&(&b.entry_id, &b.account, &b.asset))
+    });
+    let mut t = Table::new(POSTINGS, false)?;
+    for leg in sorted {
+        let amount = if kind::is_quantity(leg.kind) {
+            leg.amount.to_string()
+        } else {
+            currency_of(&leg.asset)?.format(AmountMinor(leg.amount))
+        };
+        t.row(&[
+            Cell::Text(&leg.entry_id),
+            Cell::Text(leg.kind),
+            Cell::Text(&leg.account),
+            Cell::Text(&leg.asset),
+            Cell::Text(&amount),
+        ])?;
+    }
+    t.finish(files)
+}
+
+/// Every invalid row, sorted by file and line so the file reads like the input.
+pub fn render_rejects(rejects: &[RowError], files: &mut Files) -> Result<(), EngineError> {
+    let mut sorted: Vec<&RowError> = rejects.iter().collect();
+    sorted.sort_by(|a, b| {
+        (a.location.source(), a.location.line, &a.column).cmp(&(
+            b.location.source(),
+            b.location.line,
+            &b.column,
+        ))
+    });
+    let mut t = Table::new(REJECTS, false)?;
+    for r in sorted {
+        let line = i64::try_from(r.location.line).unwrap_or(i64::MAX);
+        t.row(&[
+            Cell::Text(&r.location.source()),
+            Cell::Int(line),
+            Cell::Text(&r.id),
+            Cell::Text(&r.describe()),
+        ])?;
+    }
+    t.finish(files)
+}
+
+/// `(asset, required, available, shortfall)` as printed: money with its currency's digits,
+/// quantities as integers.
+fn shortfall_texts(refs: &RefData, s: &Shortfall) -> (String, String, String, String) {
+    match s.asset {
+        ShortfallAsset::Currency(c) => {
+            let c = refs.currency(c);
+            (
+                c.code().to_string(),
+                c.format(AmountMinor(s.required)),
+                c.format(AmountMinor(s.available)),
+                c.format(AmountMinor(s.shortfall)),
+            )
+        }
+        ShortfallAsset::Instrument(i) => (
+            refs.instrument(i).instrument.clone(),
+            s.required.to_string(),
+            s.available.to_string(),
+            s.shortfall.to_string(),
+        ),
+    }
+}
+
+pub fn render_shortfalls(
+    refs: &RefData,
+    shortfalls: &[Shortfall],
+    files: &mut Files,
+) -> Result<(), EngineError> {
+    let mut t = Table::new(SHORTFALLS, false)?;
+    for s in shortfalls {
+        let (asset, required, available, shortfall) = shortfall_texts(refs, s);
+        t.row(&[
+            Cell::Text(&refs.member(s.member).member_id),
+            Cell::Text(s.kind.as_str()),
+            Cell::Text(&asset),
+            Cell::Text(&required),
+            Cell::Text(&available),
+            Cell::Text(&shortfall),
+        ])?;
+    }
+    t.finish(files)
+}
+
+pub fn render_defaults(
+    refs: &RefData,
+    defaults: &[Default],
+    files: &mut Files,
+) -> Result<(), EngineError> {
+    let mut t = Table::new(DEFAULTS, false)?;
+    for d in defaults {
+        let (asset, _, _, shortfall) = shortfall_texts(refs, &d.shortfall);
+        let withheld = match d.shortfall.kind {
+            ShortfallKind::Cash => 0,
+            ShortfallKind::Securities => d.withheld_quantity,
+        };
+        t.row(&[
+            Cell::Text(&refs.member(d.shortfall.member).member_id),
+            Cell::Text(d.shortfall.kind.as_str()),
+            Cell::Text(&asset),
+            Cell::Text(&shortfall),
+            Cell::Text(&refs.platform.guarantee_account),
+            Cell::Int(withheld),
+        ])?;
+    }
+    t.finish(files)
+}
+
+/// Writes each file under a temporary name, syncs it, then renames it into place, so a
+/// reader (or a crash) never sees half a file.
+pub fn write_files(dir: &Path, files: &Files) -> Result<(), EngineError> {
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+    for (i, (name, content)) in files.iter().enumerate() {
+        if i == files.len() / 2 {
+            crate::faults::point("outputs:middle");
+        }
+        let path = dir.join(name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(content)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)
+        };
+        write().map_err(|e| EngineError::io(&path, e))?;
+    }
+    // Make the renames themselves durable.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}

@@ -1,0 +1,278 @@
+//! Validation and de-duplication of trades against the reference data (SPEC §2.4).
+//!
+//! Input: decoded rows from any trade reader. Output: [`ValidTrade`]s handed to the netting
+//! accumulator, and one [`RowError`] for every row that is not valid. A row is judged on its
+//! own content only (plus the day's business date and the ids seen before it), so the result
+//! does not depend on how files are split across threads.
+
+use std::path::{Path, PathBuf};
+
+use clearhouse_formats::model::{BusinessDate, Location, RowError, TradeFields};
+use clearhouse_formats::trades::TradeSink;
+
+use crate::dedup::{content_hash, Seen, TradeIdSet};
+use crate::netting::{NettingAccumulator, ValidTrade};
+use crate::reference::RefData;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TradeCounts {
+    /// Rows read, valid or not.
+    pub rows: u64,
+    /// Distinct valid trades netted.
+    pub netted: u64,
+    /// Rows identical to an earlier trade of the same id: counted once.
+    pub duplicates: u64,
+    pub rejected: u64,
+}
+
+/// The business date of the day and the row that set it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DayDate {
+    pub date: BusinessDate,
+    pub set_by: Location,
+}
+
+/// Validates rows, drops exact duplicates and nets the rest.
+pub struct TradeValidator<'r> {
+    refs: &'r RefData,
+    file: PathBuf,
+    day: Option<DayDate>,
+    ids: TradeIdSet,
+    netting: NettingAccumulator,
+    rejects: Vec<RowError>,
+    counts: TradeCounts,
+}
+
+impl<'r> TradeValidator<'r> {
+    /// `expected_date` fixes the business date when it is known beforehand (a journal session);
+    /// otherwise the first valid-looking row sets it.
+    pub fn new(refs: &'r RefData, expected_date: Option<DayDate>) -> TradeValidator<'r> {
+        TradeValidator {
+            refs,
+            file: PathBuf::new(),
+            day: expected_date,
+            ids: TradeIdSet::default(),
+            netting: NettingAccumulator::new(refs),
+            rejects: Vec::new(),
+            counts: TradeCounts::default(),
+        }
+    }
+
+    /// Rows that follow come from `file`.
+    pub fn set_file(&mut self, file: &Path) {
+        self.file = file.to_path_buf();
+    }
+
+    pub fn finish(self) -> ValidatedTrades {
+        ValidatedTrades {
+            day: self.day,
+            netting: self.netting,
+            rejects: self.rejects,
+            counts: self.counts,
+        }
+    }
+
+    fn reject(&mut self, line: u64, id: &str, column: &str, value: &str, reason: String) {
+        self.counts.rejected += 1;
+        self.rejects.push(RowError::new(
+            Location::new(&self.file, line),
+            id,
+            column,
+            value,
+            reason,
+        ));
+    }
+
+    /// Checks one row; returns the trade to net, or the first reason it is invalid as
+    /// `(column, value, reason)`.
+    fn check(
+        &mut self,
+        line: u64,
+        t: &TradeFields<'_>,
+    ) -> Result<ValidTrade, (&'static str, String, String)> {
+        let refs = self.refs;
+        let date = BusinessDate::parse(t.business_date).ok_or_else(|| {
+            (
+                "business_date",
+                t.business_date.to_string(),
+                "is not a date YYYY-MM-DD".to_string(),
+            )
+        })?;
+        match &self.day {
+            Some(day) if day.date != date => {
+                return Err((
+                    "business_date",
+                    t.business_date.to_string(),
+                    format!(
+                        "differs from the day's business date {} (set by {})",
+                        day.date, day.set_by
+                    ),
+                ))
+            }
+            Some(_) => {}
+            None => {
+                self.day = Some(DayDate {
+                    date,
+                    set_by: Location::new(&self.file, line),
+                })
+            }
+        }
+        let instrument_idx = refs.instrument_idx(t.instrument).ok_or_else(|| {
+            (
+                "instrument",
+                t.instrument.to_string(),
+                "is not in instruments.csv".to_string(),
+            )
+        })?;
+        let member = |column: &'static str, id: &str| {
+            let idx = refs
+                .member_idx(id)
+                .ok_or_else(|| (column, id.to_string(), "is not in members.csv".to_string()))?;
+            if !refs.is_active(idx) {
+                return Err((
+                    column,
+                    id.to_string(),
+                    format!("member is {}, not active", refs.member(idx).status.as_str()),
+                ));
+            }
+            Ok(idx)
+        };
+        let buyer = member("buyer", t.buyer)?;
+        let seller = member("seller", t.seller)?;
+        if buyer == seller {
+            return Err((
+                "seller",
+                t.seller.to_string(),
+                "is the same member as the buyer".to_string(),
+            ));
+        }
+        let instrument = refs.instrument(instrument_idx);
+        if !t.price.is_positive() {
+            return Err(("price", t.price.to_text(), "must be > 0".to_string()));
+        }
+        if t.price.scale > instrument.price_scale {
+            return Err((
+                "price",
+                t.price.to_text(),
+                format!(
+                    "has {} decimals, instrument {} allows {}",
+                    t.price.scale, instrument.instrument, instrument.price_scale
+                ),
+            ));
+        }
+        if t.quantity <= 0 {
+            return Err((
+                "quantity",
+                t.quantity.to_string(),
+                "must be > 0".to_string(),
+            ));
+        }
+        if t.quantity % instrument.lot_size != 0 {
+            return Err((
+                "quantity",
+                t.quantity.to_string(),
+                format!(
+                    "is not a multiple of the lot size {} of {}",
+                    instrument.lot_size, instrument.instrument
+                ),
+            ));
+        }
+        let amount_minor = trade_amount_minor(
+            t.price.mantissa,
+            t.price.scale,
+            t.quantity,
+            instrument.currency.minor_digits(),
+        )
+        .ok_or_else(|| {
+            (
+                "quantity",
+                t.quantity.to_string(),
+                format!(
+                    "price × quantity overflows the amount range of {}",
+                    instrument.currency
+                ),
+            )
+        })?;
+        Ok(ValidTrade {
+            buyer,
+            seller,
+            instrument: instrument_idx,
+            amount_minor,
+            quantity: t.quantity,
+        })
+    }
+}
+
+/// `round(price × quantity)` in minor units, half away from zero; `None` if it overflows i64.
+pub fn trade_amount_minor(
+    price_mantissa: i64,
+    price_scale: u32,
+    quantity: i64,
+    minor_digits: u32,
+) -> Option<i64> {
+    let product = i128::from(price_mantissa).checked_mul(i128::from(quantity))?;
+    let amount = if minor_digits >= price_scale {
+        product.checked_mul(10i128.checked_pow(minor_digits - price_scale)?)?
+    } else {
+        clearhouse_formats::money::div_round_half_away(
+            product,
+            10i128.pow(price_scale - minor_digits),
+        )
+    };
+    i64::try_from(amount).ok()
+}
+
+impl TradeSink for TradeValidator<'_> {
+    fn trade(&mut self, line: u64, t: &TradeFields<'_>) {
+        self.counts.rows += 1;
+        match self.check(line, t) {
+            Ok(valid) => match self.ids.check_and_insert(t.trade_id, content_hash(t)) {
+                Seen::New => {
+                    self.counts.netted += 1;
+                    self.netting.push(self.refs, &valid);
+                }
+                Seen::Duplicate => self.counts.duplicates += 1,
+                Seen::Conflict => self.reject(
+                    line,
+                    t.trade_id,
+                    "trade_id",
+                    t.trade_id,
+                    "was already used by a trade with different content".to_string(),
+                ),
+            },
+            Err((column, value, reason)) => self.reject(line, t.trade_id, column, &value, reason),
+        }
+    }
+
+    fn bad_row(&mut self, error: RowError) {
+        // Whole-file errors (a bad header) arrive here too and count as one bad row.
+        self.counts.rows += 1;
+        self.counts.rejected += 1;
+        self.rejects.push(error);
+    }
+}
+
+/// Output of the validation stage.
+pub struct ValidatedTrades {
+    pub day: Option<DayDate>,
+    pub netting: NettingAccumulator,
+    pub rejects: Vec<RowError>,
+    pub counts: TradeCounts,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn amounts_round_half_away_from_zero() {
+        // SPEC §3 worked example: 10.005 × 1 = 10.01 (a tie), 12.340 × 700 = 8638.00.
+        assert_eq!(trade_amount_minor(10005, 3, 1, 2), Some(1001));
+        assert_eq!(trade_amount_minor(1234, 2, 700, 2), Some(863800));
+        assert_eq!(trade_amount_minor(10004, 3, 1, 2), Some(1000));
+        // JPY has no minor digits.
+        assert_eq!(trade_amount_minor(15, 1, 3, 0), Some(5)); // 4.5 → 5
+        assert_eq!(trade_amount_minor(5, 0, 3, 2), Some(1500));
+        assert_eq!(trade_amount_minor(i64::MAX, 0, i64::MAX, 2), None);
+    }
+}
