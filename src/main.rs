@@ -1,1 +1,262 @@
-fn main() {}
+//! `clearhouse`: the thin command-line front of the engine. It parses flags, calls the
+//! engine and maps the outcome to the exit codes of SPEC §5.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use clearhouse_engine::day::{run_day, Observer, RunOptions, RunReport, RunStatus};
+use clearhouse_engine::gen::{generate, GenOptions};
+use clearhouse_formats::model::BusinessDate;
+use clearhouse_formats::money::Currency;
+use clearhouse_formats::trades::TradeFormat;
+
+#[derive(Parser)]
+#[command(name = "clearhouse", version, about = "Exchange-style batch clearing and settlement")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a whole business day: validate, net, check funding, post, instruct, write outputs.
+    Run {
+        /// The day directory (platform.toml, members.csv, instruments.csv, trades*).
+        day_dir: PathBuf,
+        /// Holds the ledger; the next day's run starts from its balances.
+        #[arg(long, default_value = "./clearhouse-data")]
+        data_dir: PathBuf,
+        /// Where to write the outputs [default: <data-dir>/out/<business_date>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Post the valid rows of a day with invalid ones (still listed in rejects.csv).
+        #[arg(long)]
+        skip_invalid: bool,
+    },
+    /// Write a synthetic day directory, deterministic by seed (the input of the benchmarks).
+    Gen {
+        /// The day directory to create.
+        out_dir: PathBuf,
+        #[arg(long, default_value_t = 1_000)]
+        trades: u64,
+        #[arg(long, default_value_t = 100)]
+        members: u32,
+        #[arg(long, default_value_t = 50)]
+        instruments: u32,
+        #[arg(long, default_value_t = 3)]
+        banks: u32,
+        /// Comma-separated ISO 4217 codes.
+        #[arg(long, default_value = "CNY,USD", value_delimiter = ',')]
+        currencies: Vec<String>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, value_enum, default_value_t = Format::Csv)]
+        format: Format,
+        /// The business date of the trades.
+        #[arg(long, default_value = "2026-11-25")]
+        date: String,
+        /// Split the trades over this many files.
+        #[arg(long, default_value_t = 1)]
+        files: u32,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Csv,
+    Jsonl,
+    Parquet,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("clearhouse: error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Run {
+            day_dir,
+            data_dir,
+            out,
+            skip_invalid,
+        } => {
+            let opts = RunOptions {
+                day_dir,
+                data_dir,
+                out_dir: out,
+                skip_invalid,
+            };
+            let mut progress = Progress::new();
+            let report = run_day(&opts, &mut progress)
+                .with_context(|| format!("running {}", opts.day_dir.display()))?;
+            progress.finish();
+            print_report(&report);
+            Ok(report.status.exit_code() as u8)
+        }
+        Command::Gen {
+            out_dir,
+            trades,
+            members,
+            instruments,
+            banks,
+            currencies,
+            seed,
+            format,
+            date,
+            files,
+        } => {
+            let currencies = currencies
+                .iter()
+                .map(|c| Currency::from_code(c).with_context(|| format!("unknown currency {c}")))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let Some(business_date) = BusinessDate::parse(&date) else {
+                bail!("--date {date:?} is not a date YYYY-MM-DD");
+            };
+            let opts = GenOptions {
+                out_dir,
+                trades,
+                members,
+                instruments,
+                banks,
+                currencies,
+                seed,
+                format: match format {
+                    Format::Csv => TradeFormat::Csv,
+                    Format::Jsonl => TradeFormat::Jsonl,
+                    Format::Parquet => TradeFormat::Parquet,
+                },
+                business_date,
+                files,
+            };
+            let bar = Progress::counter(trades);
+            generate(&opts, |done| {
+                if let Some(bar) = &bar {
+                    bar.set_position(done);
+                }
+            })?;
+            if let Some(bar) = bar {
+                bar.finish_and_clear();
+            }
+            println!("wrote {} trades to {}", trades, opts.out_dir.display());
+            Ok(0)
+        }
+    }
+}
+
+/// A spinner naming the current stage, shown only when stderr is a terminal.
+struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    fn new() -> Progress {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(100));
+            bar
+        });
+        Progress { bar }
+    }
+
+    fn counter(total: u64) -> Option<ProgressBar> {
+        std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new(total);
+            if let Ok(style) =
+                ProgressStyle::with_template("{bar:40} {pos}/{len} trades ({per_sec}, {eta})")
+            {
+                bar.set_style(style);
+            }
+            bar
+        })
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn stage(&mut self, name: &'static str) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(name);
+        }
+    }
+}
+
+/// Rejected rows shown on stderr; all of them are in rejects.csv.
+const REJECTS_SHOWN_MAX: usize = 20;
+
+fn print_report(report: &RunReport) {
+    let date = report
+        .business_date
+        .map_or_else(|| "unknown".to_string(), |d| d.to_string());
+    let verdict = match &report.status {
+        RunStatus::Posted => "posted".to_string(),
+        RunStatus::AlreadyPosted => {
+            "already posted with this input: nothing changed, outputs written again".to_string()
+        }
+        RunStatus::Rejected => "rejected: input invalid, nothing posted (exit 2)".to_string(),
+        RunStatus::Shortfall { reason } => format!("not posted: {reason} (exit 3)"),
+        RunStatus::Conflict { reason } => format!("conflict: {reason} (exit 4)"),
+    };
+    println!("clearhouse: business date {date}: {verdict}");
+    for r in report.rejects.iter().take(REJECTS_SHOWN_MAX) {
+        eprintln!("  {r}");
+    }
+    if report.rejects.len() > REJECTS_SHOWN_MAX {
+        eprintln!(
+            "  ... and {} more invalid rows",
+            report.rejects.len() - REJECTS_SHOWN_MAX
+        );
+    }
+    if let Some(s) = &report.summary {
+        let t = &s.trades;
+        println!(
+            "  trades: {} rows, {} netted, {} duplicates, {} rejected",
+            t.rows, t.netted, t.duplicates, t.rejected
+        );
+        println!(
+            "  members netted: {}, instruments: {} (quantities conserve: {})",
+            s.members_netted, s.instruments_netted, s.quantity_conservation
+        );
+        for (code, c) in &s.currencies {
+            println!(
+                "  {code}: traded {}, fees {}, Σ nets + fees = 0: {}, pay-in {} = pay-out {}",
+                c.traded_amount, c.fees_total, c.conservation, c.pay_in_total, c.pay_out_total
+            );
+        }
+        println!(
+            "  instructions: {}, shortfalls covered: {}",
+            s.instructions, s.defaults
+        );
+    }
+    if let Some(dir) = &report.out_dir {
+        println!("  outputs: {}", dir.display());
+    }
+    let total: Duration = report.timings.iter().map(|(_, d)| *d).sum();
+    let stages: Vec<String> = report
+        .timings
+        .iter()
+        .map(|(name, d)| format!("{name} {:.3}s", d.as_secs_f64()))
+        .collect();
+    println!(
+        "  elapsed {:.3}s: {}",
+        total.as_secs_f64(),
+        stages.join(", ")
+    );
+}
