@@ -1,0 +1,364 @@
+//! The on-disk layout: constants, segment-header and record encoding, and the pure checks shared
+//! by the writer (which frames records) and the scanner (which verifies and recovers them).
+//!
+//! Everything here is a pure function of its byte input; no I/O, no clock. See the module doc of
+//! `journal` for the layout tables.
+
+use super::error::Defect;
+
+/// First 8 bytes of every segment file.
+pub(crate) const SEGMENT_MAGIC: [u8; 8] = *b"CLHJRNL\0";
+/// Bumped on any incompatible change of the layout below.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const SEGMENT_HEADER_LEN: usize = 64;
+pub(crate) const RECORD_HEADER_LEN: usize = 40;
+/// Records start at multiples of 8 so the ring can use an aligned atomic commit word and the
+/// torn-tail search only probes 8-aligned offsets.
+pub(crate) const RECORD_ALIGN: usize = 8;
+/// The chain value the first record of the first segment links to.
+pub(crate) const GENESIS_CHAIN: [u8; 16] = *b"CLEARHOUSE-JRNL1";
+
+/// Bounds on a segment file. The upper bound keeps every file offset in a `u32` (the
+/// synced-offset field) and bounds the memory the scanner needs per segment.
+pub(crate) const SEGMENT_SIZE_MIN: u64 = 4096;
+pub(crate) const SEGMENT_SIZE_MAX: u64 = 1 << 30;
+
+/// Record header field offsets.
+const OFF_KIND: usize = 0;
+const OFF_LEN: usize = 4;
+const OFF_SEQ: usize = 8;
+const OFF_SYNCED: usize = 16;
+const OFF_CRC: usize = 20;
+const OFF_CHAIN: usize = 24;
+
+/// Segment header field offsets.
+const SH_MAGIC: usize = 0;
+const SH_VERSION: usize = 8;
+const SH_NUMBER: usize = 16;
+const SH_BASE_SEQ: usize = 24;
+const SH_SIZE: usize = 32;
+const SH_PREV_CHAIN: usize = 40;
+const SH_CRC: usize = 60;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub(crate) enum RecordKind {
+    /// An opaque payload appended by a producer. Data records are numbered 1, 2, 3, ...
+    Data = 1,
+    /// Last record of a segment that is followed by another segment.
+    SegmentEnd = 2,
+    /// Last record of the journal: no record may follow.
+    Seal = 3,
+}
+
+impl RecordKind {
+    fn from_byte(byte: u8) -> Option<RecordKind> {
+        match byte {
+            1 => Some(RecordKind::Data),
+            2 => Some(RecordKind::SegmentEnd),
+            3 => Some(RecordKind::Seal),
+            _ => None,
+        }
+    }
+}
+
+/// Payload length rounded up to the record alignment.
+pub(crate) const fn padded_len(payload_len: usize) -> usize {
+    (payload_len + RECORD_ALIGN - 1) & !(RECORD_ALIGN - 1)
+}
+
+/// Bytes a record with this payload occupies on disk (and in the ring).
+pub(crate) const fn frame_len(payload_len: usize) -> usize {
+    RECORD_HEADER_LEN + padded_len(payload_len)
+}
+
+/// Segment header fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct SegmentHeader {
+    pub number: u64,
+    /// Sequence number of the last data record before this segment (0 for segment 1).
+    pub base_seq: u64,
+    /// Size the file was pre-allocated to; records never extend past it.
+    pub size: u64,
+    /// Chain value of the last record of the previous segment ([`GENESIS_CHAIN`] for segment 1).
+    pub prev_chain: [u8; 16],
+}
+
+impl SegmentHeader {
+    pub(crate) fn encode(&self) -> [u8; SEGMENT_HEADER_LEN] {
+        let mut out = [0u8; SEGMENT_HEADER_LEN];
+        out[SH_MAGIC..SH_MAGIC + 8].copy_from_slice(&SEGMENT_MAGIC);
+        out[SH_VERSION..SH_VERSION + 4].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        out[SH_NUMBER..SH_NUMBER + 8].copy_from_slice(&self.number.to_le_bytes());
+        out[SH_BASE_SEQ..SH_BASE_SEQ + 8].copy_from_slice(&self.base_seq.to_le_bytes());
+        out[SH_SIZE..SH_SIZE + 8].copy_from_slice(&self.size.to_le_bytes());
+        out[SH_PREV_CHAIN..SH_PREV_CHAIN + 16].copy_from_slice(&self.prev_chain);
+        let crc = crc32c::crc32c(&out[..SH_CRC]);
+        out[SH_CRC..SH_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    /// Decodes and checks the header's own integrity (magic, version, CRC, size bounds); the
+    /// caller checks it against its neighbours. Returns the defect and its byte offset.
+    pub(crate) fn decode(buf: &[u8]) -> Result<SegmentHeader, (u64, Defect)> {
+        if buf.len() < SEGMENT_HEADER_LEN {
+            return Err((0, Defect::Truncated));
+        }
+        let h = &buf[..SEGMENT_HEADER_LEN];
+        if h[SH_MAGIC..SH_MAGIC + 8] != SEGMENT_MAGIC {
+            return Err((SH_MAGIC as u64, Defect::BadMagic));
+        }
+        let stored = read_u32(h, SH_CRC);
+        let computed = crc32c::crc32c(&h[..SH_CRC]);
+        if stored != computed {
+            // The CRC covers the whole header: name the header's start.
+            return Err((0, Defect::Crc { stored, computed }));
+        }
+        let version = read_u32(h, SH_VERSION);
+        if version != FORMAT_VERSION {
+            return Err((SH_VERSION as u64, Defect::UnsupportedVersion(version)));
+        }
+        let header = SegmentHeader {
+            number: read_u64(h, SH_NUMBER),
+            base_seq: read_u64(h, SH_BASE_SEQ),
+            size: read_u64(h, SH_SIZE),
+            prev_chain: h[SH_PREV_CHAIN..SH_PREV_CHAIN + 16]
+                .try_into()
+                .expect("16 bytes"),
+        };
+        let size_ok = (SEGMENT_SIZE_MIN..=SEGMENT_SIZE_MAX).contains(&header.size)
+            && header.size % RECORD_ALIGN as u64 == 0;
+        if !size_ok {
+            return Err((SH_SIZE as u64, Defect::SegmentSize { size: header.size }));
+        }
+        Ok(header)
+    }
+}
+
+/// Completes a record whose kind, payload length and payload (zero-padded) are in place and
+/// whose seq, synced, crc and chain fields are still zero: fills seq and the synced offset, then
+/// the chain value, then the CRC. Returns the record's chain value.
+///
+/// The chain value is XXH3-128 of the whole record as it would be if its crc field were zero and
+/// its chain field held the previous record's chain value. Hashing the record in place with the
+/// previous value spliced in keeps the hash input contiguous (one call, no copy of the payload).
+pub(crate) fn finish_record(
+    frame: &mut [u8],
+    seq: u64,
+    synced_offset: u32,
+    prev_chain: &[u8; 16],
+) -> [u8; 16] {
+    assert!(frame.len() >= RECORD_HEADER_LEN && frame.len() % RECORD_ALIGN == 0);
+    assert_eq!(frame_len(read_u32(frame, OFF_LEN) as usize), frame.len());
+    assert!(frame[OFF_SEQ..RECORD_HEADER_LEN].iter().all(|&b| b == 0));
+    frame[OFF_SEQ..OFF_SEQ + 8].copy_from_slice(&seq.to_le_bytes());
+    frame[OFF_SYNCED..OFF_SYNCED + 4].copy_from_slice(&synced_offset.to_le_bytes());
+    frame[OFF_CHAIN..OFF_CHAIN + 16].copy_from_slice(prev_chain);
+    let chain = xxhash_rust::xxh3::xxh3_128(frame).to_le_bytes();
+    frame[OFF_CHAIN..OFF_CHAIN + 16].copy_from_slice(&chain);
+    let crc = record_crc(frame);
+    frame[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    chain
+}
+
+/// Writes the kind and length of a control record (empty payload) into a zeroed header buffer.
+pub(crate) fn control_header(kind: RecordKind) -> [u8; RECORD_HEADER_LEN] {
+    assert!(kind != RecordKind::Data);
+    let mut out = [0u8; RECORD_HEADER_LEN];
+    out[OFF_KIND] = kind as u8;
+    out
+}
+
+/// CRC32C of the record with its crc field skipped.
+fn record_crc(frame: &[u8]) -> u32 {
+    let head = crc32c::crc32c(&frame[..OFF_CRC]);
+    crc32c::crc32c_append(head, &frame[OFF_CRC + 4..])
+}
+
+/// A record whose structure and CRC are valid (its place in the chain is checked separately).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecordView {
+    pub kind: RecordKind,
+    pub payload_len: usize,
+    pub seq: u64,
+    pub synced_offset: u64,
+    pub chain: [u8; 16],
+    pub frame_len: usize,
+}
+
+/// Checks the record at `off` in a segment image whose records must end by `limit`: kind,
+/// reserved bytes, length bounds, CRC, zero padding. Does not look at the chain, the sequence
+/// or the synced offset, which depend on the record's place: see [`check_link`].
+pub(crate) fn parse_record(buf: &[u8], off: usize, limit: usize) -> Result<RecordView, Defect> {
+    assert!(limit <= buf.len() && off % RECORD_ALIGN == 0);
+    if off + RECORD_HEADER_LEN > limit {
+        return Err(Defect::Truncated);
+    }
+    let h = &buf[off..off + RECORD_HEADER_LEN];
+    let kind = RecordKind::from_byte(h[OFF_KIND]).ok_or(Defect::BadKind(h[OFF_KIND]))?;
+    if h[1..4] != [0, 0, 0] {
+        return Err(Defect::NonZeroReserved);
+    }
+    let payload_len = read_u32(h, OFF_LEN) as usize;
+    let frame = frame_len(payload_len);
+    if frame > limit - off {
+        return Err(Defect::Truncated);
+    }
+    let record = &buf[off..off + frame];
+    let stored = read_u32(h, OFF_CRC);
+    let computed = record_crc(record);
+    if stored != computed {
+        return Err(Defect::Crc { stored, computed });
+    }
+    // The CRC already covers the padding; a CRC-valid record with non-zero padding or a control
+    // record with a payload can only come from a writer bug, so it is named as such.
+    if record[RECORD_HEADER_LEN + payload_len..]
+        .iter()
+        .any(|&b| b != 0)
+    {
+        return Err(Defect::NonZeroPadding);
+    }
+    if kind != RecordKind::Data && payload_len != 0 {
+        return Err(Defect::ControlPayload);
+    }
+    Ok(RecordView {
+        kind,
+        payload_len,
+        seq: read_u64(h, OFF_SEQ),
+        synced_offset: u64::from(read_u32(h, OFF_SYNCED)),
+        chain: h[OFF_CHAIN..OFF_CHAIN + 16].try_into().expect("16 bytes"),
+        frame_len: frame,
+    })
+}
+
+/// Checks that a parsed record at `off` belongs there: its synced offset lies before it, its
+/// sequence number follows `prev_seq` (data records take the next number, control records
+/// repeat the last one) and its chain value is the hash of itself linked to `prev_chain`. `frame` is the record's bytes; it is modified during
+/// the check (to splice in `prev_chain`) and restored before returning.
+pub(crate) fn check_link(
+    frame: &mut [u8],
+    off: usize,
+    view: &RecordView,
+    prev_seq: u64,
+    prev_chain: &[u8; 16],
+) -> Result<(), Defect> {
+    assert_eq!(frame.len(), view.frame_len);
+    // The writer only ever records an offset it has synced before writing this record.
+    let synced_offset = view.synced_offset;
+    if synced_offset < SEGMENT_HEADER_LEN as u64 || synced_offset > off as u64 {
+        return Err(Defect::SyncedOffset { synced_offset });
+    }
+    let expected_seq = match view.kind {
+        RecordKind::Data => prev_seq.checked_add(1).ok_or(Defect::Seq {
+            expected: u64::MAX,
+            found: view.seq,
+        })?,
+        RecordKind::SegmentEnd | RecordKind::Seal => prev_seq,
+    };
+    if view.seq != expected_seq {
+        return Err(Defect::Seq {
+            expected: expected_seq,
+            found: view.seq,
+        });
+    }
+    let saved_crc: [u8; 4] = frame[OFF_CRC..OFF_CRC + 4].try_into().expect("4 bytes");
+    frame[OFF_CRC..OFF_CRC + 4].fill(0);
+    frame[OFF_CHAIN..OFF_CHAIN + 16].copy_from_slice(prev_chain);
+    let computed = xxhash_rust::xxh3::xxh3_128(frame).to_le_bytes();
+    frame[OFF_CRC..OFF_CRC + 4].copy_from_slice(&saved_crc);
+    frame[OFF_CHAIN..OFF_CHAIN + 16].copy_from_slice(&view.chain);
+    if computed != view.chain {
+        return Err(Defect::Chain);
+    }
+    Ok(())
+}
+
+/// Ring-only frame kinds (never on disk): they occupy the kind byte of a ring frame.
+pub(crate) mod ring_kind {
+    /// Skip marker written by a producer whose claim would cross the end of the ring.
+    pub(crate) const PAD: u8 = 0x80;
+    /// Written by `Journal::seal`: the writer appends the seal record and stops.
+    pub(crate) const SEAL: u8 = 0x81;
+    /// Written by `Journal::close` / drop: the writer syncs and stops.
+    pub(crate) const SHUTDOWN: u8 = 0x82;
+}
+
+pub(crate) fn read_u32(buf: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(buf[off..off + 4].try_into().expect("4 bytes"))
+}
+
+pub(crate) fn read_u64(buf: &[u8], off: usize) -> u64 {
+    u64::from_le_bytes(buf[off..off + 8].try_into().expect("8 bytes"))
+}
+
+/// Byte offset of the length field inside a record header (the producer writes it).
+pub(crate) const RECORD_LEN_OFFSET: usize = OFF_LEN;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data_record(payload: &[u8]) -> Vec<u8> {
+        let mut frame = vec![0u8; frame_len(payload.len())];
+        frame[OFF_KIND] = RecordKind::Data as u8;
+        frame[OFF_LEN..OFF_LEN + 4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        frame[RECORD_HEADER_LEN..RECORD_HEADER_LEN + payload.len()].copy_from_slice(payload);
+        frame
+    }
+
+    #[test]
+    fn record_round_trips_and_links() {
+        let mut buf = vec![0u8; SEGMENT_HEADER_LEN];
+        let mut chain = GENESIS_CHAIN;
+        for (i, payload) in [&b""[..], b"a", b"12345678", b"123456789"]
+            .iter()
+            .enumerate()
+        {
+            let off = buf.len();
+            let mut frame = data_record(payload);
+            chain = finish_record(&mut frame, i as u64 + 1, 64, &chain);
+            buf.extend_from_slice(&frame);
+            let view = parse_record(&buf, off, buf.len()).expect("valid");
+            assert_eq!(view.payload_len, payload.len());
+            assert_eq!(view.chain, chain);
+        }
+        let mut off = SEGMENT_HEADER_LEN;
+        let (mut seq, mut prev) = (0, GENESIS_CHAIN);
+        while off < buf.len() {
+            let view = parse_record(&buf, off, buf.len()).expect("valid");
+            let end = off + view.frame_len;
+            check_link(&mut buf[off..end], off, &view, seq, &prev).expect("linked");
+            (seq, prev, off) = (view.seq, view.chain, end);
+        }
+        assert_eq!(seq, 4);
+        // Linking to the wrong predecessor is detected.
+        let view = parse_record(&buf, SEGMENT_HEADER_LEN, buf.len()).expect("valid");
+        let end = SEGMENT_HEADER_LEN + view.frame_len;
+        let wrong = [7u8; 16];
+        let err = check_link(
+            &mut buf[SEGMENT_HEADER_LEN..end],
+            SEGMENT_HEADER_LEN,
+            &view,
+            0,
+            &wrong,
+        );
+        assert_eq!(err, Err(Defect::Chain));
+    }
+
+    #[test]
+    fn segment_header_round_trips() {
+        let header = SegmentHeader {
+            number: 3,
+            base_seq: 17,
+            size: 1 << 20,
+            prev_chain: [9; 16],
+        };
+        let bytes = header.encode();
+        assert_eq!(SegmentHeader::decode(&bytes), Ok(header));
+        for i in 0..bytes.len() {
+            let mut flipped = bytes;
+            flipped[i] ^= 0x10;
+            assert!(SegmentHeader::decode(&flipped).is_err(), "flip at {i}");
+        }
+    }
+}
