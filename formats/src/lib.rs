@@ -4,6 +4,9 @@
 //! reason) instead of stopping at the first. Writers are deterministic: the same rows give
 //! byte-identical files.
 
+mod csvscan;
+mod encode;
+mod fields;
 pub mod model;
 pub mod money;
 pub mod reference;

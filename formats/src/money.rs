@@ -351,7 +351,9 @@ mod tests {
         assert_eq!(Decimal::parse("-0.50").unwrap().to_text(), "-0.5");
         assert_eq!(Decimal::parse("007").unwrap().to_text(), "7");
         assert_eq!(Decimal::parse(".5").unwrap().to_text(), "0.5");
-        for bad in ["", "-", ".", "1e5", "1.2.3", " 1", "1,000", "abc", "1.", "NaN"] {
+        for bad in [
+            "", "-", ".", "1e5", "1.2.3", " 1", "1,000", "abc", "1.", "NaN",
+        ] {
             if bad == "1." {
                 // "1." is accepted as 1 by most decimal readers; we keep it.
                 assert_eq!(Decimal::parse(bad).unwrap().to_text(), "1");

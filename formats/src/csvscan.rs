@@ -1,0 +1,648 @@
+//! A streaming RFC 4180 record scanner and the header matching every CSV reader shares.
+//!
+//! Hand-rolled rather than the `csv` crate because trade files are large and must be read at
+//! memory speed: a line without a quote (nearly all of them) is split in place with `memchr`,
+//! without copying; only a line with a quote takes the byte-by-byte path that unescapes into a
+//! scratch buffer and may run over several physical lines. Line numbers are physical lines
+//! (the header is line 1), and a record is numbered by the line it starts on.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::path::Path;
+
+use memchr::{memchr, memchr3, memchr_iter};
+
+use crate::fields::UTF8_REASON;
+use crate::model::{Location, RowError};
+
+const INITIAL_BUFFER: usize = 1 << 20;
+
+/// A record longer than this is refused rather than buffered: a file without line ends (or
+/// with an unclosed quote) must not exhaust memory.
+const MAX_RECORD_BYTES: usize = 16 << 20;
+
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// What [`CsvScanner::next_record`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scan {
+    /// A record starting on this line; its fields are read with [`CsvScanner::field`].
+    Record(u64),
+    /// A record that breaks RFC 4180, starting on this line. Scanning resumes on the next line.
+    Malformed {
+        line: u64,
+        reason: &'static str,
+    },
+    End,
+}
+
+pub(crate) struct CsvScanner<R> {
+    src: R,
+    buf: Vec<u8>,
+    /// Start of the unconsumed bytes in `buf`.
+    pos: usize,
+    /// End of the bytes read into `buf`.
+    end: usize,
+    eof: bool,
+    started: bool,
+    bytes_read: u64,
+    /// The physical line the next record starts on.
+    next_line: u64,
+    /// Field byte ranges of the current record, in `buf` or in `scratch`.
+    fields: Vec<(usize, usize)>,
+    scratch: Vec<u8>,
+    in_scratch: bool,
+}
+
+/// Outcome of scanning a record that contains a quote.
+enum Quoted {
+    Done {
+        consumed: usize,
+        newlines: u64,
+    },
+    Bad {
+        consumed: usize,
+        newlines: u64,
+        reason: &'static str,
+    },
+    NeedMore,
+}
+
+impl<R: Read> CsvScanner<R> {
+    pub(crate) fn new(src: R) -> CsvScanner<R> {
+        CsvScanner {
+            src,
+            buf: vec![0; INITIAL_BUFFER],
+            pos: 0,
+            end: 0,
+            eof: false,
+            started: false,
+            bytes_read: 0,
+            next_line: 1,
+            fields: Vec::with_capacity(16),
+            scratch: Vec::new(),
+            in_scratch: false,
+        }
+    }
+
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.bytes_read
+    }
+
+    /// The number of fields of the current record.
+    pub(crate) fn len(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Field `i` of the current record, unescaped; empty when there is no such field.
+    pub(crate) fn field(&self, i: usize) -> &[u8] {
+        let Some(&(start, end)) = self.fields.get(i) else {
+            return &[];
+        };
+        let base = if self.in_scratch {
+            &self.scratch
+        } else {
+            &self.buf
+        };
+        base.get(start..end).unwrap_or(&[])
+    }
+
+    /// Field `i` as text; the error is the field's bytes shown lossily, for the message.
+    pub(crate) fn field_str(&self, i: usize) -> Result<&str, String> {
+        let bytes = self.field(i);
+        std::str::from_utf8(bytes).map_err(|_| String::from_utf8_lossy(bytes).into_owned())
+    }
+
+    /// Advances to the next record. Blank lines are skipped; they carry no data.
+    pub(crate) fn next_record(&mut self) -> io::Result<Scan> {
+        if !self.started {
+            self.start()?;
+        }
+        loop {
+            if self.pos == self.end {
+                if self.eof {
+                    return Ok(Scan::End);
+                }
+                self.fill()?;
+                continue;
+            }
+            let avail = &self.buf[self.pos..self.end];
+            let (line_len, terminated) = match memchr(b'\n', avail) {
+                Some(i) => (i, true),
+                None if self.eof => (avail.len(), false),
+                None => {
+                    if let Some(scan) = self.refill_or_refuse()? {
+                        return Ok(scan);
+                    }
+                    continue;
+                }
+            };
+            let content = match &avail[..line_len] {
+                [rest @ .., b'\r'] => rest,
+                all => all,
+            };
+            let consumed = line_len + usize::from(terminated);
+            if content.is_empty() {
+                self.pos += consumed;
+                self.next_line += 1;
+                continue;
+            }
+            if memchr(b'"', content).is_none() {
+                let base = self.pos;
+                self.fields.clear();
+                let mut start = base;
+                for comma in memchr_iter(b',', content) {
+                    self.fields.push((start, base + comma));
+                    start = base + comma + 1;
+                }
+                self.fields.push((start, base + content.len()));
+                self.in_scratch = false;
+                self.pos += consumed;
+                let line = self.next_line;
+                self.next_line += 1;
+                return Ok(Scan::Record(line));
+            }
+            match self.scan_quoted() {
+                Quoted::Done { consumed, newlines } => {
+                    self.in_scratch = true;
+                    self.pos += consumed;
+                    let line = self.next_line;
+                    self.next_line += newlines.max(1);
+                    return Ok(Scan::Record(line));
+                }
+                Quoted::Bad {
+                    consumed,
+                    newlines,
+                    reason,
+                } => {
+                    self.fields.clear();
+                    self.pos += consumed;
+                    let line = self.next_line;
+                    self.next_line += newlines.max(1);
+                    return Ok(Scan::Malformed { line, reason });
+                }
+                Quoted::NeedMore => {
+                    if let Some(scan) = self.refill_or_refuse()? {
+                        return Ok(scan);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Skips a UTF-8 byte order mark: spreadsheet programs write one, and it would otherwise
+    /// become part of the first column's name.
+    fn start(&mut self) -> io::Result<()> {
+        self.started = true;
+        while self.end < UTF8_BOM.len() && !self.eof {
+            self.fill()?;
+        }
+        if self.buf[..self.end].starts_with(UTF8_BOM) {
+            self.pos = UTF8_BOM.len();
+        }
+        Ok(())
+    }
+
+    /// Reads more input for an incomplete record, unless the record is already too long; then
+    /// it is skipped up to the next line end and reported.
+    fn refill_or_refuse(&mut self) -> io::Result<Option<Scan>> {
+        if self.end - self.pos < MAX_RECORD_BYTES {
+            self.fill()?;
+            return Ok(None);
+        }
+        let line = self.next_line;
+        loop {
+            let avail = &self.buf[self.pos..self.end];
+            if let Some(i) = memchr(b'\n', avail) {
+                self.pos += i + 1;
+                self.next_line += 1;
+                break;
+            }
+            self.pos = self.end;
+            if self.eof {
+                break;
+            }
+            self.fill()?;
+        }
+        self.fields.clear();
+        Ok(Some(Scan::Malformed {
+            line,
+            reason: "record is longer than 16 MiB (a missing line end or an unclosed quote?)",
+        }))
+    }
+
+    /// Moves the unconsumed bytes to the front, grows the buffer when a record fills it, and
+    /// reads once.
+    fn fill(&mut self) -> io::Result<()> {
+        if self.pos > 0 {
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.pos = 0;
+        }
+        if self.end == self.buf.len() {
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        loop {
+            match self.src.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(());
+                }
+                Ok(n) => {
+                    self.end += n;
+                    self.bytes_read += n as u64;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Scans a record that contains a quote, per RFC 4180: a field that starts with `"` runs
+    /// to the matching `"`, may hold commas and line ends, and writes `""` for `"`.
+    fn scan_quoted(&mut self) -> Quoted {
+        let data = &self.buf[self.pos..self.end];
+        let eof = self.eof;
+        self.scratch.clear();
+        self.fields.clear();
+        let mut i = 0;
+        let mut newlines = 0u64;
+        // Where a refused record ends: after the physical line the fault is on.
+        let bad = |at: usize, newlines: u64, reason: &'static str| match memchr(b'\n', &data[at..])
+        {
+            Some(n) => Quoted::Bad {
+                consumed: at + n + 1,
+                newlines: newlines + 1,
+                reason,
+            },
+            None if eof => Quoted::Bad {
+                consumed: data.len(),
+                newlines,
+                reason,
+            },
+            None => Quoted::NeedMore,
+        };
+        loop {
+            let start = self.scratch.len();
+            if data.get(i) == Some(&b'"') {
+                i += 1;
+                loop {
+                    let Some(q) = memchr(b'"', &data[i..]) else {
+                        if !eof {
+                            return Quoted::NeedMore;
+                        }
+                        return Quoted::Bad {
+                            consumed: data.len(),
+                            newlines: newlines + count_newlines(&data[i..]),
+                            reason: "a quoted field is not closed before the end of the file",
+                        };
+                    };
+                    let segment = &data[i..i + q];
+                    newlines += count_newlines(segment);
+                    self.scratch.extend_from_slice(segment);
+                    i += q + 1;
+                    match data.get(i) {
+                        Some(b'"') => {
+                            self.scratch.push(b'"');
+                            i += 1;
+                        }
+                        Some(b',') => {
+                            self.fields.push((start, self.scratch.len()));
+                            i += 1;
+                            break;
+                        }
+                        Some(b'\n') => {
+                            self.fields.push((start, self.scratch.len()));
+                            return Quoted::Done {
+                                consumed: i + 1,
+                                newlines: newlines + 1,
+                            };
+                        }
+                        Some(b'\r') if data.get(i + 1) == Some(&b'\n') => {
+                            self.fields.push((start, self.scratch.len()));
+                            return Quoted::Done {
+                                consumed: i + 2,
+                                newlines: newlines + 1,
+                            };
+                        }
+                        Some(b'\r') if i + 1 == data.len() => {
+                            if !eof {
+                                return Quoted::NeedMore;
+                            }
+                            self.fields.push((start, self.scratch.len()));
+                            return Quoted::Done {
+                                consumed: data.len(),
+                                newlines,
+                            };
+                        }
+                        None => {
+                            if !eof {
+                                return Quoted::NeedMore;
+                            }
+                            self.fields.push((start, self.scratch.len()));
+                            return Quoted::Done {
+                                consumed: i,
+                                newlines,
+                            };
+                        }
+                        Some(_) => {
+                            return bad(
+                                i,
+                                newlines,
+                                "a closing quote must be followed by a comma or the line end",
+                            )
+                        }
+                    }
+                }
+            } else {
+                match memchr3(b',', b'\n', b'"', &data[i..]) {
+                    Some(n) if data[i + n] == b',' => {
+                        self.scratch.extend_from_slice(&data[i..i + n]);
+                        self.fields.push((start, self.scratch.len()));
+                        i += n + 1;
+                    }
+                    Some(n) if data[i + n] == b'\n' => {
+                        self.scratch
+                            .extend_from_slice(strip_cr(&data[i..i + n]));
+                        self.fields.push((start, self.scratch.len()));
+                        return Quoted::Done {
+                            consumed: i + n + 1,
+                            newlines: newlines + 1,
+                        };
+                    }
+                    Some(n) => {
+                        return bad(
+                            i + n,
+                            newlines,
+                            "a quote inside an unquoted field (quote the whole field and double the quote)",
+                        )
+                    }
+                    None if eof => {
+                        self.scratch.extend_from_slice(strip_cr(&data[i..]));
+                        self.fields.push((start, self.scratch.len()));
+                        return Quoted::Done {
+                            consumed: data.len(),
+                            newlines,
+                        };
+                    }
+                    None => return Quoted::NeedMore,
+                }
+            }
+        }
+    }
+}
+
+fn strip_cr(bytes: &[u8]) -> &[u8] {
+    bytes.strip_suffix(b"\r").unwrap_or(bytes)
+}
+
+fn count_newlines(bytes: &[u8]) -> u64 {
+    memchr_iter(b'\n', bytes).count() as u64
+}
+
+/// Where each known column sits in a file's header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Layout {
+    /// Per known column (in the order the reader declared them), its field index.
+    pub index: Vec<Option<usize>>,
+    /// Number of fields in the header, which every row must have.
+    pub width: usize,
+    /// The header's line (1 unless blank lines precede it).
+    pub line: u64,
+}
+
+/// A column a reader knows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Column {
+    pub name: &'static str,
+    pub required: bool,
+}
+
+pub(crate) const fn required(name: &'static str) -> Column {
+    Column {
+        name,
+        required: true,
+    }
+}
+
+pub(crate) const fn optional(name: &'static str) -> Column {
+    Column {
+        name,
+        required: false,
+    }
+}
+
+/// Reads the header row and matches it against the known columns, reporting every problem:
+/// an empty file, unknown, duplicate and missing columns.
+pub(crate) fn read_header<R: Read>(
+    scanner: &mut CsvScanner<R>,
+    path: &Path,
+    known: &[Column],
+) -> io::Result<Result<Layout, Vec<RowError>>> {
+    let expected = || known.iter().map(|c| c.name).collect::<Vec<_>>().join(",");
+    let line = match scanner.next_record()? {
+        Scan::End => {
+            return Ok(Err(vec![RowError::new(
+                Location::new(path, 1),
+                "",
+                "",
+                "",
+                format!("file is empty: a header row {} is expected", expected()),
+            )]))
+        }
+        Scan::Malformed { line, reason } => {
+            return Ok(Err(vec![RowError::new(
+                Location::new(path, line),
+                "",
+                "",
+                "",
+                format!("header row: {reason}"),
+            )]))
+        }
+        Scan::Record(line) => line,
+    };
+    let at = Location::new(path, line);
+    let mut errors = Vec::new();
+    let mut index = vec![None; known.len()];
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for i in 0..scanner.len() {
+        let name = match scanner.field_str(i) {
+            Ok(name) => name,
+            Err(shown) => {
+                errors.push(RowError::new(
+                    at.clone(),
+                    "",
+                    format!("header field {}", i + 1),
+                    &shown,
+                    UTF8_REASON,
+                ));
+                continue;
+            }
+        };
+        if let Some(&first) = seen.get(name) {
+            errors.push(RowError::new(
+                at.clone(),
+                "",
+                name,
+                "",
+                format!(
+                    "appears twice in the header (header fields {} and {})",
+                    first + 1,
+                    i + 1
+                ),
+            ));
+            continue;
+        }
+        seen.insert(name, i);
+        match known.iter().position(|c| c.name == name) {
+            Some(k) => index[k] = Some(i),
+            None => errors.push(RowError::new(
+                at.clone(),
+                "",
+                name,
+                "",
+                format!("is not a known column (expected {})", expected()),
+            )),
+        }
+    }
+    for (k, column) in known.iter().enumerate() {
+        if column.required && index[k].is_none() {
+            errors.push(RowError::new(
+                at.clone(),
+                "",
+                column.name,
+                "",
+                "is missing from the header",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(Ok(Layout {
+            index,
+            width: scanner.len(),
+            line,
+        }))
+    } else {
+        Ok(Err(errors))
+    }
+}
+
+/// The whole-row error for a record whose field count differs from the header's.
+pub(crate) fn width_error(at: Location, found: usize, layout: &Layout) -> RowError {
+    RowError::new(
+        at,
+        "",
+        "",
+        "",
+        format!(
+            "row has {found} fields, the header (line {}) has {}",
+            layout.line, layout.width
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Reads the records of `input`, splitting the source into `chunk`-byte reads so that
+    /// records straddle buffer refills.
+    /// A record's line and fields, or a malformed record's line and reason.
+    type Scanned = Result<(u64, Vec<String>), (u64, String)>;
+
+    fn scan(input: &[u8], chunk: usize) -> Vec<Scanned> {
+        struct Chunked<'a>(&'a [u8], usize);
+        impl Read for Chunked<'_> {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(self.1).min(out.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut scanner = CsvScanner::new(Chunked(input, chunk));
+        let mut out = Vec::new();
+        loop {
+            match scanner.next_record().unwrap() {
+                Scan::End => break,
+                Scan::Malformed { line, reason } => out.push(Err((line, reason.to_owned()))),
+                Scan::Record(line) => out.push(Ok((
+                    line,
+                    (0..scanner.len())
+                        .map(|i| String::from_utf8_lossy(scanner.field(i)).into_owned())
+                        .collect(),
+                ))),
+            }
+        }
+        assert_eq!(scanner.bytes_read(), input.len() as u64);
+        out
+    }
+
+    fn rec(line: u64, fields: &[&str]) -> Scanned {
+        Ok((line, fields.iter().map(|s| s.to_string()).collect()))
+    }
+
+    #[test]
+    fn splits_plain_and_quoted_records_with_physical_lines() {
+        let input =
+            b"\xEF\xBB\xBFa,b,c\r\n1,\"x, \"\"y\"\"\",3\r\n\r\n\"multi\nline\",,\"\"\n4,5,6";
+        for chunk in [1, 2, 3, 7, 1 << 20] {
+            assert_eq!(
+                scan(input, chunk),
+                vec![
+                    rec(1, &["a", "b", "c"]),
+                    rec(2, &["1", "x, \"y\"", "3"]),
+                    rec(4, &["multi\nline", "", ""]),
+                    rec(6, &["4", "5", "6"]),
+                ],
+                "chunk {chunk}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_quotes_are_reported_and_scanning_resumes() {
+        let input = b"a,b\n1,x\"y\n\"2\"z,3\n4,5\n\"open,6\n7,8\n";
+        for chunk in [1, 5, 1 << 20] {
+            let got = scan(input, chunk);
+            assert_eq!(got[0], rec(1, &["a", "b"]));
+            assert!(matches!(&got[1], Err((2, r)) if r.contains("quote inside")));
+            assert!(matches!(&got[2], Err((3, r)) if r.contains("closing quote")));
+            assert_eq!(got[3], rec(4, &["4", "5"]));
+            assert!(matches!(&got[4], Err((5, r)) if r.contains("not closed")));
+            assert_eq!(got.len(), 5);
+        }
+    }
+
+    #[test]
+    fn trailing_quote_and_cr_at_end_of_file() {
+        assert_eq!(scan(b"\"a\"\r", 1), vec![rec(1, &["a"])]);
+        assert_eq!(scan(b"a,\"b\"", 2), vec![rec(1, &["a", "b"])]);
+        assert_eq!(scan(b"a,b\r", 1), vec![rec(1, &["a", "b"])]);
+        assert_eq!(scan(b"", 1), vec![]);
+        assert_eq!(scan(b"\xEF\xBB", 1), vec![rec(1, &["\u{FFFD}"])]);
+    }
+
+    #[test]
+    fn header_problems_are_all_reported() {
+        let known = [required("a"), required("b"), optional("c")];
+        let header = |text: &[u8]| {
+            let mut s = CsvScanner::new(text);
+            read_header(&mut s, Path::new("f.csv"), &known).unwrap()
+        };
+        let layout = header(b"b,a\n").unwrap();
+        assert_eq!(layout.index, vec![Some(1), Some(0), None]);
+        assert_eq!(layout.width, 2);
+        let errors = header(b"a,a,x,\xFF\n").unwrap_err();
+        let described: Vec<String> = errors.iter().map(|e| e.describe()).collect();
+        assert_eq!(errors.len(), 4, "{described:?}");
+        assert!(described[0].contains("appears twice"));
+        assert!(described[1].contains("column x: is not a known column"));
+        assert!(described[2].contains("not valid UTF-8"));
+        assert!(described[3].contains("column b: is missing"));
+        let empty = header(b"").unwrap_err();
+        assert!(empty[0].reason.contains("file is empty"));
+        assert_eq!(empty[0].location.line, 1);
+    }
+}

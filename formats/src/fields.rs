@@ -1,0 +1,296 @@
+//! Syntax checks of single field values, shared by every reader so that a CSV, a JSON Lines
+//! and a Parquet file with the same bad value give the same reason.
+//!
+//! Reasons are predicates ("is not an integer") because [`crate::model::RowError::describe`]
+//! prints them after the column and the value.
+
+use crate::money::{Decimal, DecimalError};
+
+pub(crate) const ID_REASON: &str =
+    "is not a valid id: 1 to 32 characters of A-Z, a-z, 0-9, '_' and '-'";
+pub(crate) const DATE_REASON: &str = "is not a calendar date YYYY-MM-DD";
+pub(crate) const TIMESTAMP_REASON: &str =
+    "is not an RFC 3339 timestamp such as 2026-11-25T09:30:00+08:00";
+pub(crate) const UTF8_REASON: &str = "is not valid UTF-8";
+
+/// The reason an id is refused, or `None` when it is valid.
+pub(crate) fn id_problem(text: &str) -> Option<&'static str> {
+    if text.is_empty() {
+        Some("is empty")
+    } else if crate::model::is_valid_id(text) {
+        None
+    } else {
+        Some(ID_REASON)
+    }
+}
+
+/// A decimal's refusal as a reason sentence.
+pub(crate) fn decimal_reason(error: &DecimalError) -> String {
+    match error {
+        DecimalError::Empty => "is empty".to_owned(),
+        DecimalError::Malformed => {
+            "is not a decimal number (digits, an optional '.', no exponent or separators)"
+                .to_owned()
+        }
+        DecimalError::TooLarge => "has too many digits (at most 18 significant)".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Why an integer field was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IntError {
+    Empty,
+    NotInteger,
+    Overflow,
+}
+
+impl IntError {
+    pub(crate) fn reason(self, column: &str) -> String {
+        match self {
+            IntError::Empty => "is empty".to_owned(),
+            IntError::NotInteger => "is not an integer".to_owned(),
+            IntError::Overflow => format!(
+                "is out of range ({column} overflow: a 64-bit integer holds at most {})",
+                i64::MAX
+            ),
+        }
+    }
+}
+
+/// Parses a plain decimal integer: optional sign and digits, nothing else. A value with a
+/// fraction, even `1.0`, is refused: a quantity is counted, never measured.
+pub(crate) fn parse_i64(text: &str) -> Result<i64, IntError> {
+    let bytes = text.as_bytes();
+    let (negative, digits) = match bytes.first() {
+        None => return Err(IntError::Empty),
+        Some(b'-') => (true, &bytes[1..]),
+        Some(b'+') => (false, &bytes[1..]),
+        Some(_) => (false, bytes),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(IntError::NotInteger);
+    }
+    // Accumulate negatively so that i64::MIN, whose magnitude has no positive i64, parses.
+    let mut value: i64 = 0;
+    for &d in digits {
+        value = value
+            .checked_mul(10)
+            .and_then(|v| v.checked_sub(i64::from(d - b'0')))
+            .ok_or(IntError::Overflow)?;
+    }
+    if negative {
+        Ok(value)
+    } else {
+        value.checked_neg().ok_or(IntError::Overflow)
+    }
+}
+
+/// A JSON number from its exact text (`10.005`, `-3`, `1.25e2`), never through a float.
+/// The exponent is applied by moving the decimal point.
+pub(crate) fn decimal_from_json_number(text: &str) -> Result<Decimal, DecimalError> {
+    let (mantissa_text, exponent_text) = match text.find(['e', 'E']) {
+        Some(at) => (&text[..at], Some(&text[at + 1..])),
+        None => (text, None),
+    };
+    let base = Decimal::parse(mantissa_text)?;
+    let Some(exponent_text) = exponent_text else {
+        return Ok(base);
+    };
+    let exponent = match parse_i64(exponent_text) {
+        Ok(e) if e.unsigned_abs() <= 64 => e,
+        Ok(_) => return Err(DecimalError::TooLarge),
+        Err(_) => return Err(DecimalError::Malformed),
+    };
+    let scale = i64::from(base.scale) - exponent;
+    if scale >= 0 {
+        let scale = u32::try_from(scale).map_err(|_| DecimalError::TooLarge)?;
+        Decimal::from_unscaled(i128::from(base.mantissa), scale)
+    } else {
+        let factor = 10i128
+            .checked_pow(u32::try_from(-scale).map_err(|_| DecimalError::TooLarge)?)
+            .ok_or(DecimalError::TooLarge)?;
+        let unscaled = i128::from(base.mantissa)
+            .checked_mul(factor)
+            .ok_or(DecimalError::TooLarge)?;
+        Decimal::from_unscaled(unscaled, 0)
+    }
+}
+
+/// Checks RFC 3339 `date-time` syntax and ranges: `YYYY-MM-DDTHH:MM:SS[.frac](Z|±HH:MM)`.
+/// `T` and `Z` may be lower case, and a space may separate date and time (RFC 3339 §5.6 note).
+pub(crate) fn is_rfc3339(text: &str) -> bool {
+    let b = text.as_bytes();
+    if b.len() < 20 || !matches!(b[10], b'T' | b't' | b' ') {
+        return false;
+    }
+    if crate::model::BusinessDate::parse(&text[..10]).is_none() {
+        return false;
+    }
+    let two = |at: usize| -> Option<u32> {
+        let (h, l) = (*b.get(at)?, *b.get(at + 1)?);
+        (h.is_ascii_digit() && l.is_ascii_digit())
+            .then(|| u32::from(h - b'0') * 10 + u32::from(l - b'0'))
+    };
+    let time_ok = (|| {
+        let (hour, minute, second) = (two(11)?, two(14)?, two(17)?);
+        (b[13] == b':' && b[16] == b':' && hour <= 23 && minute <= 59 && second <= 60).then_some(())
+    })()
+    .is_some();
+    if !time_ok {
+        return false;
+    }
+    let mut at = 19;
+    if b[at] == b'.' {
+        let digits = b[at + 1..]
+            .iter()
+            .take_while(|c| c.is_ascii_digit())
+            .count();
+        if digits == 0 {
+            return false;
+        }
+        at += 1 + digits;
+    }
+    match b.get(at) {
+        Some(b'Z' | b'z') => at + 1 == b.len(),
+        Some(b'+' | b'-') => {
+            at + 6 == b.len()
+                && b[at + 3] == b':'
+                && matches!(two(at + 1), Some(h) if h <= 23)
+                && matches!(two(at + 4), Some(m) if m <= 59)
+        }
+        _ => false,
+    }
+}
+
+/// Formats days since 1970-01-01 as `YYYY-MM-DD` (proleptic Gregorian), for Parquet DATE
+/// columns. `None` outside years 1..=9999.
+pub(crate) fn format_days(days: i64, out: &mut String) -> Option<()> {
+    let (y, m, d) = civil_from_days(days)?;
+    use std::fmt::Write;
+    write!(out, "{y:04}-{m:02}-{d:02}").ok()
+}
+
+/// Formats a UTC instant as RFC 3339 with the fraction the unit carries, for Parquet
+/// TIMESTAMP columns: `2026-11-25T01:30:00.123Z`.
+pub(crate) fn format_timestamp(value: i64, units_per_second: i64, out: &mut String) -> Option<()> {
+    use std::fmt::Write;
+    let seconds = value.div_euclid(units_per_second);
+    let fraction = value.rem_euclid(units_per_second);
+    let days = seconds.div_euclid(86_400);
+    let of_day = seconds.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days)?;
+    write!(
+        out,
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60
+    )
+    .ok()?;
+    if units_per_second > 1 {
+        let width = units_per_second.ilog10() as usize;
+        write!(out, ".{fraction:0width$}").ok()?;
+    }
+    out.push('Z');
+    Some(())
+}
+
+/// Howard Hinnant's days-to-civil algorithm, exact over the whole proleptic Gregorian calendar.
+fn civil_from_days(days: i64) -> Option<(i64, u32, u32)> {
+    let z = days.checked_add(719_468)?;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (1..=9999).contains(&y).then_some((y, m, d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_plain_and_range_checked() {
+        assert_eq!(parse_i64("700"), Ok(700));
+        assert_eq!(parse_i64("-3"), Ok(-3));
+        assert_eq!(parse_i64("+3"), Ok(3));
+        assert_eq!(parse_i64("9223372036854775807"), Ok(i64::MAX));
+        assert_eq!(parse_i64("-9223372036854775808"), Ok(i64::MIN));
+        assert_eq!(parse_i64("9223372036854775808"), Err(IntError::Overflow));
+        assert_eq!(
+            parse_i64("99999999999999999999999"),
+            Err(IntError::Overflow)
+        );
+        for bad in ["1.5", "1.0", "1e3", " 1", "1 ", "-", "+", "0x10", "١"] {
+            assert_eq!(parse_i64(bad), Err(IntError::NotInteger), "{bad:?}");
+        }
+        assert_eq!(parse_i64(""), Err(IntError::Empty));
+    }
+
+    #[test]
+    fn json_numbers_keep_their_decimal_text() {
+        let d = |t: &str| decimal_from_json_number(t).map(|d| d.to_text());
+        assert_eq!(d("10.005"), Ok("10.005".into()));
+        assert_eq!(d("1.0005e3"), Ok("1000.5".into()));
+        assert_eq!(d("125E-2"), Ok("1.25".into()));
+        assert_eq!(d("2e2"), Ok("200".into()));
+        assert_eq!(d("-0.1e+1"), Ok("-1".into()));
+        assert_eq!(d("1e400"), Err(DecimalError::TooLarge));
+        assert_eq!(d("1e"), Err(DecimalError::Malformed));
+        assert_eq!(d("9e18"), Err(DecimalError::TooLarge));
+    }
+
+    #[test]
+    fn rfc3339_timestamps() {
+        for good in [
+            "2026-11-25T09:30:00Z",
+            "2026-11-25T09:30:00.123456+08:00",
+            "2026-11-25t09:30:00z",
+            "2026-11-25 09:30:00-05:30",
+            "2016-12-31T23:59:60Z",
+        ] {
+            assert!(is_rfc3339(good), "{good}");
+        }
+        for bad in [
+            "",
+            "2026-11-25",
+            "2026-11-25T09:30:00",
+            "2026-11-25T24:00:00Z",
+            "2026-02-30T09:30:00Z",
+            "2026-11-25T09:30:00.Z",
+            "2026-11-25T09:30:00+0800",
+            "2026-11-25T09:30:00+08:00 ",
+            "2026-11-25T9:30:00Z",
+            "2026-11-25T09:30:00+24:00",
+            "2026-11-25T09:30:00é",
+        ] {
+            assert!(!is_rfc3339(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn days_and_timestamps_format_in_utc() {
+        let mut s = String::new();
+        format_days(0, &mut s).unwrap();
+        assert_eq!(s, "1970-01-01");
+        s.clear();
+        format_days(20_417, &mut s).unwrap();
+        assert_eq!(s, "2025-11-25");
+        s.clear();
+        format_days(-1, &mut s).unwrap();
+        assert_eq!(s, "1969-12-31");
+        assert!(format_days(i64::MAX, &mut String::new()).is_none());
+        s.clear();
+        format_timestamp(1_764_063_000_123, 1000, &mut s).unwrap();
+        assert_eq!(s, "2025-11-25T09:30:00.123Z");
+        s.clear();
+        format_timestamp(-1, 1, &mut s).unwrap();
+        assert_eq!(s, "1969-12-31T23:59:59Z");
+        assert!(is_rfc3339(&s));
+    }
+}

@@ -1,0 +1,593 @@
+//! Trades from Parquet, record batch by record batch.
+//!
+//! The embedded Arrow schema is ignored and columns are decoded by their Parquet types alone,
+//! so that strings always arrive as plain UTF-8 arrays whatever writer produced the file
+//! (a dictionary-typed Arrow schema written by another tool would otherwise surface as
+//! dictionary arrays). The types accepted per column (SPEC §2.4):
+//! - ids: UTF-8 strings or integers (an integer's decimal text is the id);
+//! - `business_date`: UTF-8 `YYYY-MM-DD` or DATE;
+//! - `price`: DECIMAL (INT32, INT64 or FIXED_LEN_BYTE_ARRAY) or a UTF-8 decimal string;
+//! - `quantity`: INT64 or any narrower integer (or a UTF-8 integer);
+//! - `executed_at`: UTF-8 RFC 3339 or TIMESTAMP (formatted as UTC).
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::path::Path;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{
+    Date32Type, Date64Type, Decimal128Type, Decimal256Type, Decimal32Type, Decimal64Type,
+    Int16Type, Int32Type, Int64Type, Int8Type, TimestampMicrosecondType, TimestampMillisecondType,
+    TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
+};
+use arrow_array::{
+    Array, BinaryArray, Date32Array, Date64Array, LargeStringArray, PrimitiveArray, RecordBatch,
+    StringArray, StringViewArray,
+};
+use arrow_schema::{DataType, TimeUnit};
+use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+
+use super::{
+    check_text, optional_text, price_error, price_from_text, quantity_from_text, Bad, ReadStats,
+    TradeSink, BUSINESS_DATE, BUYER, EXECUTED_AT, INSTRUMENT, PRICE, QUANTITY, SELLER,
+    TRADE_COLUMNS, TRADE_ID,
+};
+use crate::fields::{format_days, format_timestamp, IntError, UTF8_REASON};
+use crate::model::{Location, RowError, TradeFields};
+use crate::money::{Decimal, DecimalError};
+use crate::FormatError;
+
+/// Rows per record batch: large enough to amortise per-batch work, small enough to stay in
+/// cache-friendly memory.
+const BATCH_ROWS: usize = 32 * 1024;
+
+pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats, FormatError> {
+    let io_error = |source| FormatError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = File::open(path).map_err(io_error)?;
+    let bytes = file.metadata().map_err(io_error)?.len();
+    let mut stats = ReadStats { rows: 0, bytes };
+    let whole_file = |reason: String| RowError::new(Location::new(path, 1), "", "", "", reason);
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    let builder = match ParquetRecordBatchReaderBuilder::try_new_with_options(file, options) {
+        Ok(builder) => builder,
+        Err(e) => {
+            sink.bad_row(whole_file(format!("is not a readable Parquet file: {e}")));
+            return Ok(stats);
+        }
+    };
+    let positions = match match_schema(path, builder.schema().fields()) {
+        Ok(positions) => positions,
+        Err(errors) => {
+            errors.into_iter().for_each(|e| sink.bad_row(e));
+            return Ok(stats);
+        }
+    };
+    let reader = match builder.with_batch_size(BATCH_ROWS).build() {
+        Ok(reader) => reader,
+        Err(e) => {
+            sink.bad_row(whole_file(format!("is not a readable Parquet file: {e}")));
+            return Ok(stats);
+        }
+    };
+    let mut buffers: [String; 6] = Default::default();
+    for batch in reader {
+        let first = stats.rows + 1;
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                // The reader cannot resynchronise after a corrupt page: everything from this
+                // batch on is lost, and said so.
+                sink.bad_row(RowError::new(
+                    Location::new(path, first),
+                    "",
+                    "",
+                    "",
+                    format!("rows from {first} on could not be decoded: {e}"),
+                ));
+                return Ok(stats);
+            }
+        };
+        let columns = match Columns::of(&batch, &positions) {
+            Some(columns) => columns,
+            None => {
+                sink.bad_row(RowError::new(
+                    Location::new(path, first),
+                    "",
+                    "",
+                    "",
+                    format!(
+                        "rows from {first} on: a column changed type within the file ({})",
+                        batch.schema()
+                    ),
+                ));
+                return Ok(stats);
+            }
+        };
+        for row in 0..batch.num_rows() {
+            let line = stats.rows + 1;
+            stats.rows += 1;
+            if let Err((bad, trade_id)) = columns.decode(row, line, &mut buffers, sink) {
+                sink.bad_row(bad.into_row_error(path, line, &trade_id));
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// Matches the file's columns to the trade columns and checks their types, reporting every
+/// problem at row 1 (the schema is the Parquet file's header).
+fn match_schema(
+    path: &Path,
+    fields: &arrow_schema::Fields,
+) -> Result<[Option<usize>; 8], Vec<RowError>> {
+    let at = Location::new(path, 1);
+    let mut errors = Vec::new();
+    let mut positions = [None; 8];
+    for (i, field) in fields.iter().enumerate() {
+        let Some(k) = TRADE_COLUMNS.iter().position(|c| c.name == field.name()) else {
+            errors.push(RowError::new(
+                at.clone(),
+                "",
+                field.name(),
+                "",
+                format!(
+                    "is not a known column (expected {})",
+                    super::TRADE_COLUMN_NAMES.join(", ")
+                ),
+            ));
+            continue;
+        };
+        if positions[k].is_some() {
+            errors.push(RowError::new(
+                at.clone(),
+                "",
+                field.name(),
+                "",
+                "appears twice in the schema",
+            ));
+            continue;
+        }
+        positions[k] = Some(i);
+        let supported = match k {
+            TRADE_ID | INSTRUMENT | BUYER | SELLER => {
+                is_text(field.data_type()) || is_int(field.data_type())
+            }
+            BUSINESS_DATE => {
+                is_text(field.data_type())
+                    || matches!(field.data_type(), DataType::Date32 | DataType::Date64)
+            }
+            PRICE => {
+                is_text(field.data_type())
+                    || matches!(
+                        field.data_type(),
+                        DataType::Decimal32(_, s) | DataType::Decimal64(_, s)
+                            | DataType::Decimal128(_, s) | DataType::Decimal256(_, s) if *s >= 0
+                    )
+            }
+            QUANTITY => is_int(field.data_type()) || is_text(field.data_type()),
+            _ => {
+                is_text(field.data_type()) || matches!(field.data_type(), DataType::Timestamp(_, _))
+            }
+        };
+        if !supported {
+            let expected = match k {
+                TRADE_ID | INSTRUMENT | BUYER | SELLER => "a UTF-8 string or an integer",
+                BUSINESS_DATE => "a UTF-8 string or a DATE",
+                PRICE => "DECIMAL or a UTF-8 string (a binary float cannot hold a price exactly)",
+                QUANTITY => "INT64",
+                _ => "a UTF-8 string or a TIMESTAMP",
+            };
+            errors.push(RowError::new(
+                at.clone(),
+                "",
+                field.name(),
+                &field.data_type().to_string(),
+                format!("has an unsupported type; it must be {expected}"),
+            ));
+        }
+    }
+    for (k, column) in TRADE_COLUMNS.iter().enumerate() {
+        if column.required && positions[k].is_none() {
+            errors.push(RowError::new(
+                at.clone(),
+                "",
+                column.name,
+                "",
+                "is missing from the file's columns",
+            ));
+        }
+    }
+    if errors.is_empty() {
+        Ok(positions)
+    } else {
+        Err(errors)
+    }
+}
+
+fn is_text(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Binary
+    )
+}
+
+fn is_int(t: &DataType) -> bool {
+    t.is_integer()
+}
+
+/// One batch's columns, downcast once per batch.
+struct Columns<'a> {
+    trade_id: TextCol<'a>,
+    business_date: TextCol<'a>,
+    instrument: TextCol<'a>,
+    buyer: TextCol<'a>,
+    seller: TextCol<'a>,
+    price: PriceCol<'a>,
+    quantity: QuantityCol<'a>,
+    executed_at: Option<TextCol<'a>>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(batch: &'a RecordBatch, positions: &[Option<usize>; 8]) -> Option<Columns<'a>> {
+        let column = |k: usize| -> Option<&'a dyn Array> {
+            positions[k]
+                .and_then(|i| batch.columns().get(i))
+                .map(|c| c.as_ref())
+        };
+        Some(Columns {
+            trade_id: TextCol::of(column(TRADE_ID)?)?,
+            business_date: TextCol::of(column(BUSINESS_DATE)?)?,
+            instrument: TextCol::of(column(INSTRUMENT)?)?,
+            buyer: TextCol::of(column(BUYER)?)?,
+            seller: TextCol::of(column(SELLER)?)?,
+            price: PriceCol::of(column(PRICE)?)?,
+            quantity: QuantityCol::of(column(QUANTITY)?)?,
+            executed_at: match column(EXECUTED_AT) {
+                Some(array) => Some(TextCol::of(array)?),
+                None => None,
+            },
+        })
+    }
+
+    fn decode<S: TradeSink>(
+        &self,
+        row: usize,
+        line: u64,
+        buffers: &mut [String; 6],
+        sink: &mut S,
+    ) -> Result<(), (Bad, String)> {
+        let [b_id, b_date, b_instrument, b_buyer, b_seller, b_executed] = buffers;
+        let trade_id = self
+            .trade_id
+            .required(row, TRADE_ID, b_id)
+            .map_err(|bad| (bad, String::new()))?;
+        let with_id = |bad: Bad| (bad, trade_id.to_owned());
+        let business_date = self
+            .business_date
+            .required(row, BUSINESS_DATE, b_date)
+            .map_err(with_id)?;
+        let instrument = self
+            .instrument
+            .required(row, INSTRUMENT, b_instrument)
+            .map_err(with_id)?;
+        let buyer = self.buyer.required(row, BUYER, b_buyer).map_err(with_id)?;
+        let seller = self
+            .seller
+            .required(row, SELLER, b_seller)
+            .map_err(with_id)?;
+        let executed_at = match &self.executed_at {
+            Some(col) => col
+                .get(row, EXECUTED_AT, b_executed)
+                .map_err(with_id)?
+                .and_then(optional_text),
+            None => None,
+        };
+        check_text(
+            trade_id,
+            business_date,
+            instrument,
+            buyer,
+            seller,
+            executed_at,
+        )
+        .map_err(with_id)?;
+        let price = self.price.get(row).map_err(with_id)?;
+        let quantity = self.quantity.get(row).map_err(with_id)?;
+        sink.trade(
+            line,
+            &TradeFields {
+                trade_id,
+                business_date,
+                instrument,
+                buyer,
+                seller,
+                price,
+                quantity,
+                executed_at,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// A column read as text: strings in place, numbers, dates and timestamps formatted into a
+/// per-column buffer that is reused from row to row.
+enum TextCol<'a> {
+    Utf8(&'a StringArray),
+    LargeUtf8(&'a LargeStringArray),
+    View(&'a StringViewArray),
+    Binary(&'a BinaryArray),
+    Int(IntCol<'a>),
+    Date32(&'a Date32Array),
+    Date64(&'a Date64Array),
+    /// Values and the number of units per second.
+    Timestamp(&'a dyn Array, &'a [i64], i64),
+}
+
+impl<'a> TextCol<'a> {
+    fn of(array: &'a dyn Array) -> Option<TextCol<'a>> {
+        Some(match array.data_type() {
+            DataType::Utf8 => TextCol::Utf8(array.as_string_opt::<i32>()?),
+            DataType::LargeUtf8 => TextCol::LargeUtf8(array.as_string_opt::<i64>()?),
+            DataType::Utf8View => TextCol::View(array.as_string_view_opt()?),
+            DataType::Binary => TextCol::Binary(array.as_binary_opt::<i32>()?),
+            DataType::Date32 => TextCol::Date32(array.as_primitive_opt::<Date32Type>()?),
+            DataType::Date64 => TextCol::Date64(array.as_primitive_opt::<Date64Type>()?),
+            DataType::Timestamp(unit, _) => {
+                let (values, per_second): (&[i64], i64) = match unit {
+                    TimeUnit::Second => {
+                        (array.as_primitive_opt::<TimestampSecondType>()?.values(), 1)
+                    }
+                    TimeUnit::Millisecond => (
+                        array
+                            .as_primitive_opt::<TimestampMillisecondType>()?
+                            .values(),
+                        1_000,
+                    ),
+                    TimeUnit::Microsecond => (
+                        array
+                            .as_primitive_opt::<TimestampMicrosecondType>()?
+                            .values(),
+                        1_000_000,
+                    ),
+                    TimeUnit::Nanosecond => (
+                        array
+                            .as_primitive_opt::<TimestampNanosecondType>()?
+                            .values(),
+                        1_000_000_000,
+                    ),
+                };
+                TextCol::Timestamp(array, values, per_second)
+            }
+            _ => TextCol::Int(IntCol::of(array)?),
+        })
+    }
+
+    fn required<'b>(
+        &'b self,
+        row: usize,
+        column: usize,
+        buffer: &'b mut String,
+    ) -> Result<&'b str, Bad> {
+        self.get(row, column, buffer)?
+            .ok_or_else(|| Bad::new(column, "", "is null"))
+    }
+
+    /// The row's text, `None` when it is null.
+    fn get<'b>(
+        &'b self,
+        row: usize,
+        column: usize,
+        buffer: &'b mut String,
+    ) -> Result<Option<&'b str>, Bad> {
+        let array: &dyn Array = match self {
+            TextCol::Utf8(a) => *a,
+            TextCol::LargeUtf8(a) => *a,
+            TextCol::View(a) => *a,
+            TextCol::Binary(a) => *a,
+            TextCol::Int(c) => c.array(),
+            TextCol::Date32(a) => *a,
+            TextCol::Date64(a) => *a,
+            TextCol::Timestamp(a, _, _) => *a,
+        };
+        if row >= array.len() || array.is_null(row) {
+            return Ok(None);
+        }
+        buffer.clear();
+        let out_of_range = |value: i64| {
+            Bad::new(
+                column,
+                &value.to_string(),
+                "is out of the calendar's range (years 1 to 9999)",
+            )
+        };
+        Ok(Some(match self {
+            TextCol::Utf8(a) => a.value(row),
+            TextCol::LargeUtf8(a) => a.value(row),
+            TextCol::View(a) => a.value(row),
+            TextCol::Binary(a) => {
+                let bytes = a.value(row);
+                std::str::from_utf8(bytes)
+                    .map_err(|_| Bad::new(column, &String::from_utf8_lossy(bytes), UTF8_REASON))?
+            }
+            TextCol::Int(c) => {
+                let value = c.get(row).unwrap_or_default();
+                // Writing into a String cannot fail.
+                let _ = write!(buffer, "{value}");
+                buffer
+            }
+            TextCol::Date32(a) => {
+                let days = i64::from(a.value(row));
+                format_days(days, buffer).ok_or_else(|| out_of_range(days))?;
+                buffer
+            }
+            TextCol::Date64(a) => {
+                let millis = a.value(row);
+                format_days(millis.div_euclid(86_400_000), buffer)
+                    .ok_or_else(|| out_of_range(millis))?;
+                buffer
+            }
+            TextCol::Timestamp(_, values, per_second) => {
+                let value = values.get(row).copied().unwrap_or_default();
+                format_timestamp(value, *per_second, buffer).ok_or_else(|| out_of_range(value))?;
+                buffer
+            }
+        }))
+    }
+}
+
+/// An integer column of any width, read as `i128` so that every width converts exactly.
+enum IntCol<'a> {
+    I8(&'a PrimitiveArray<Int8Type>),
+    I16(&'a PrimitiveArray<Int16Type>),
+    I32(&'a PrimitiveArray<Int32Type>),
+    I64(&'a PrimitiveArray<Int64Type>),
+    U8(&'a PrimitiveArray<UInt8Type>),
+    U16(&'a PrimitiveArray<UInt16Type>),
+    U32(&'a PrimitiveArray<UInt32Type>),
+    U64(&'a PrimitiveArray<UInt64Type>),
+}
+
+impl<'a> IntCol<'a> {
+    fn of(array: &'a dyn Array) -> Option<IntCol<'a>> {
+        Some(match array.data_type() {
+            DataType::Int8 => IntCol::I8(array.as_primitive_opt()?),
+            DataType::Int16 => IntCol::I16(array.as_primitive_opt()?),
+            DataType::Int32 => IntCol::I32(array.as_primitive_opt()?),
+            DataType::Int64 => IntCol::I64(array.as_primitive_opt()?),
+            DataType::UInt8 => IntCol::U8(array.as_primitive_opt()?),
+            DataType::UInt16 => IntCol::U16(array.as_primitive_opt()?),
+            DataType::UInt32 => IntCol::U32(array.as_primitive_opt()?),
+            DataType::UInt64 => IntCol::U64(array.as_primitive_opt()?),
+            _ => return None,
+        })
+    }
+
+    fn array(&self) -> &'a dyn Array {
+        match self {
+            IntCol::I8(a) => *a,
+            IntCol::I16(a) => *a,
+            IntCol::I32(a) => *a,
+            IntCol::I64(a) => *a,
+            IntCol::U8(a) => *a,
+            IntCol::U16(a) => *a,
+            IntCol::U32(a) => *a,
+            IntCol::U64(a) => *a,
+        }
+    }
+
+    /// The value at `row`, `None` when null or past the end.
+    fn get(&self, row: usize) -> Option<i128> {
+        let array = self.array();
+        if row >= array.len() || array.is_null(row) {
+            return None;
+        }
+        Some(match self {
+            IntCol::I8(a) => i128::from(a.value(row)),
+            IntCol::I16(a) => i128::from(a.value(row)),
+            IntCol::I32(a) => i128::from(a.value(row)),
+            IntCol::I64(a) => i128::from(a.value(row)),
+            IntCol::U8(a) => i128::from(a.value(row)),
+            IntCol::U16(a) => i128::from(a.value(row)),
+            IntCol::U32(a) => i128::from(a.value(row)),
+            IntCol::U64(a) => i128::from(a.value(row)),
+        })
+    }
+}
+
+enum PriceCol<'a> {
+    Decimal32(&'a PrimitiveArray<Decimal32Type>, u32),
+    Decimal64(&'a PrimitiveArray<Decimal64Type>, u32),
+    Decimal128(&'a PrimitiveArray<Decimal128Type>, u32),
+    Decimal256(&'a PrimitiveArray<Decimal256Type>, u32),
+    Text(TextCol<'a>),
+}
+
+impl<'a> PriceCol<'a> {
+    fn of(array: &'a dyn Array) -> Option<PriceCol<'a>> {
+        let scale = |s: i8| u32::try_from(s).ok();
+        Some(match array.data_type() {
+            DataType::Decimal32(_, s) => PriceCol::Decimal32(array.as_primitive_opt()?, scale(*s)?),
+            DataType::Decimal64(_, s) => PriceCol::Decimal64(array.as_primitive_opt()?, scale(*s)?),
+            DataType::Decimal128(_, s) => {
+                PriceCol::Decimal128(array.as_primitive_opt()?, scale(*s)?)
+            }
+            DataType::Decimal256(_, s) => {
+                PriceCol::Decimal256(array.as_primitive_opt()?, scale(*s)?)
+            }
+            t if is_text(t) => PriceCol::Text(TextCol::of(array)?),
+            _ => return None,
+        })
+    }
+
+    fn get(&self, row: usize) -> Result<Decimal, Bad> {
+        let array: &dyn Array = match self {
+            PriceCol::Decimal32(a, _) => *a,
+            PriceCol::Decimal64(a, _) => *a,
+            PriceCol::Decimal128(a, _) => *a,
+            PriceCol::Decimal256(a, _) => *a,
+            PriceCol::Text(c) => {
+                let mut unused = String::new();
+                let text = c.required(row, PRICE, &mut unused)?;
+                return price_from_text(text);
+            }
+        };
+        if row >= array.len() || array.is_null(row) {
+            return Err(Bad::new(PRICE, "", "is null"));
+        }
+        let (unscaled, scale) = match self {
+            PriceCol::Decimal32(a, s) => (Some(i128::from(a.value(row))), *s),
+            PriceCol::Decimal64(a, s) => (Some(i128::from(a.value(row))), *s),
+            PriceCol::Decimal128(a, s) => (Some(a.value(row)), *s),
+            PriceCol::Decimal256(a, s) => (a.value(row).to_i128(), *s),
+            PriceCol::Text(_) => (None, 0),
+        };
+        let shown = || match unscaled {
+            Some(u) => crate::money::format_scaled(u, scale),
+            None => "(beyond 38 digits)".to_owned(),
+        };
+        unscaled
+            .ok_or(DecimalError::TooLarge)
+            .and_then(|u| Decimal::from_unscaled(u, scale))
+            .map_err(|e| price_error(&shown(), e))
+    }
+}
+
+enum QuantityCol<'a> {
+    Int(IntCol<'a>),
+    Text(TextCol<'a>),
+}
+
+impl<'a> QuantityCol<'a> {
+    fn of(array: &'a dyn Array) -> Option<QuantityCol<'a>> {
+        match IntCol::of(array) {
+            Some(ints) => Some(QuantityCol::Int(ints)),
+            None if is_text(array.data_type()) => Some(QuantityCol::Text(TextCol::of(array)?)),
+            None => None,
+        }
+    }
+
+    fn get(&self, row: usize) -> Result<i64, Bad> {
+        match self {
+            QuantityCol::Int(ints) => {
+                let value = ints
+                    .get(row)
+                    .ok_or_else(|| Bad::new(QUANTITY, "", "is null"))?;
+                i64::try_from(value).map_err(|_| {
+                    Bad::new(
+                        QUANTITY,
+                        &value.to_string(),
+                        IntError::Overflow.reason("quantity"),
+                    )
+                })
+            }
+            QuantityCol::Text(c) => {
+                let mut unused = String::new();
+                quantity_from_text(c.required(row, QUANTITY, &mut unused)?)
+            }
+        }
+    }
+}
