@@ -103,19 +103,28 @@ fn every_bad_row_is_reported_not_only_the_first() {
 #[test]
 fn skip_invalid_posts_the_valid_rows_and_lists_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
+    let day = tmp.path().join("day");
+    copy_dir(&sample("worked-example"), &day);
+    let mut trades = std::fs::read_to_string(day.join("trades.csv")).unwrap();
+    trades.push_str("T3,2026-11-25,X,A,NOBODY,10.00,1,\n");
+    std::fs::write(day.join("trades.csv"), trades).unwrap();
     let data = tmp.path().join("data");
-    let run = run_day(&sample("bad/unknown-member"), &data, &["--skip-invalid"]);
+    let run = run_day(&day, &data, &[]);
+    assert_eq!(run.code, 2, "{}", run.text());
+    assert!(ledger_rows(&data).is_empty());
+
+    let run = run_day(&day, &data, &["--skip-invalid"]);
     assert_eq!(run.code, 0, "{}", run.text());
     let out = data.join("out/2026-11-25");
     let rejects = csv_rows(&out.join("rejects.csv"));
     assert_eq!(rejects.len(), 1);
-    assert_eq!(rejects[0][0..3], ["trades.csv", "3", "T2"]);
-    // Only T1 (A buys 1 X from B at 10.005) was netted.
+    assert_eq!(rejects[0][0..3], ["trades.csv", "4", "T3"]);
+    // T1 and T2 were netted exactly as in the worked example.
     assert_eq!(
         csv_rows(&out.join("member_positions.csv")),
         vec![
-            vec!["A", "CNY", "10.01", "0.00", "5.00", "-15.01"],
-            vec!["B", "CNY", "0.00", "10.01", "0.00", "10.01"],
+            vec!["A", "CNY", "10.01", "8638.00", "10.00", "8617.99"],
+            vec!["B", "CNY", "8638.00", "10.01", "2.16", "-8630.15"],
         ]
     );
 }

@@ -275,7 +275,7 @@ pub fn run_day(opts: &RunOptions, observer: &mut dyn Observer) -> Result<RunRepo
     let validated = validator.finish();
     let counts = validated.counts;
     rejects = validated.rejects;
-    timer.lap("validate+net");
+    timer.lap("read+validate");
     faults::point("validated");
 
     let Some(day) = validated.day else {

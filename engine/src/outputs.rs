@@ -393,6 +393,14 @@ pub fn render_defaults(
 /// reader (or a crash) never sees half a file.
 pub fn write_files(dir: &Path, files: &Files) -> Result<(), EngineError> {
     std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
+    // A run that died mid-write may have left temporary files: they are never outputs.
+    for entry in std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, e))? {
+        let entry = entry.map_err(|e| EngineError::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     for (i, (name, content)) in files.iter().enumerate() {
         if i == files.len() / 2 {
             crate::faults::point("outputs:middle");
