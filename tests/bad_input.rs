@@ -13,19 +13,92 @@ const CASES: &[(&str, &[&str])] = &[
     ("wrong-column-count", &["trades.csv:3"]),
     ("non-utf8", &["trades.csv:3", "UTF-8"]),
     ("empty-file", &["trades.csv", "empty"]),
-    ("unknown-member", &["trades.csv:3", "column buyer", "\"C\"", "not in members.csv"]),
-    ("unknown-instrument", &["trades.csv:3", "column instrument", "\"Y\"", "not in instruments.csv"]),
-    ("buyer-is-seller", &["trades.csv:3", "column seller", "same member as the buyer"]),
-    ("suspended-member", &["trades.csv:2", "member is suspended", "trades.csv:3"]),
-    ("price-not-positive", &["trades.csv:3", "column price", "must be > 0", "trades.csv:4", "\"-1.5\""]),
-    ("price-too-many-decimals", &["trades.csv:3", "\"12.3405\"", "has 4 decimals, instrument X allows 3"]),
-    ("quantity-not-lot-multiple", &["trades.csv:3", "\"750\"", "not a multiple of the lot size 100"]),
-    ("quantity-overflow", &["trades.csv:3", "column quantity", "99999999999999999999"]),
-    ("duplicate-id-different-content", &["trades.csv:4", "T2", "already used by a trade with different content"]),
-    ("mixed-business-dates", &["trades.csv:3", "2026-11-26", "differs from the day's business date 2026-11-25"]),
+    (
+        "unknown-member",
+        &[
+            "trades.csv:3",
+            "column buyer",
+            "\"C\"",
+            "not in members.csv",
+        ],
+    ),
+    (
+        "unknown-instrument",
+        &[
+            "trades.csv:3",
+            "column instrument",
+            "\"Y\"",
+            "not in instruments.csv",
+        ],
+    ),
+    (
+        "buyer-is-seller",
+        &["trades.csv:3", "column seller", "same member as the buyer"],
+    ),
+    (
+        "suspended-member",
+        &["trades.csv:2", "member is suspended", "trades.csv:3"],
+    ),
+    (
+        "price-not-positive",
+        &[
+            "trades.csv:3",
+            "column price",
+            "must be > 0",
+            "trades.csv:4",
+            "\"-1.5\"",
+        ],
+    ),
+    (
+        "price-too-many-decimals",
+        &[
+            "trades.csv:3",
+            "\"12.3405\"",
+            "has 4 decimals, instrument X allows 3",
+        ],
+    ),
+    (
+        "quantity-not-lot-multiple",
+        &[
+            "trades.csv:3",
+            "\"750\"",
+            "not a multiple of the lot size 100",
+        ],
+    ),
+    (
+        "quantity-overflow",
+        &["trades.csv:3", "column quantity", "99999999999999999999"],
+    ),
+    (
+        "duplicate-id-different-content",
+        &[
+            "trades.csv:4",
+            "T2",
+            "already used by a trade with different content",
+        ],
+    ),
+    (
+        "mixed-business-dates",
+        &[
+            "trades.csv:3",
+            "2026-11-26",
+            "differs from the day's business date 2026-11-25",
+        ],
+    ),
     ("malformed-platform-toml", &["platform.toml"]),
-    ("settlement-bank-missing", &["members.csv:3", "settlement_bank", "\"B09\"", "not a bank of platform.toml"]),
-    ("unknown-opening-account", &["opening_balances.csv:4", "\"NOBODY\""]),
+    (
+        "settlement-bank-missing",
+        &[
+            "members.csv:3",
+            "settlement_bank",
+            "\"B09\"",
+            "not a bank of platform.toml",
+        ],
+    ),
+    (
+        "unknown-opening-account",
+        &["opening_balances.csv:4", "\"NOBODY\""],
+    ),
 ];
 
 #[test]
@@ -45,7 +118,11 @@ fn every_bad_sample_is_rejected_and_changes_nothing() {
             out.to_str().unwrap(),
         ]);
         if run.code != 2 {
-            failures.push(format!("{name}: exit {} (want 2)\n{}", run.code, run.text()));
+            failures.push(format!(
+                "{name}: exit {} (want 2)\n{}",
+                run.code,
+                run.text()
+            ));
             continue;
         }
         let rejects = std::fs::read_to_string(out.join("rejects.csv")).unwrap_or_default();
@@ -72,7 +149,14 @@ fn bad_input_on_an_existing_ledger_changes_nothing() {
     let bad = tmp.path().join("bad-day2");
     copy_dir(&sample("day2"), &bad);
     let trades = std::fs::read_to_string(bad.join("trades.jsonl")).unwrap();
-    std::fs::write(bad.join("trades.jsonl"), trades.replace("\"GAMMA\",\"seller\":\"ALPHA\"", "\"NOBODY\",\"seller\":\"ALPHA\"")).unwrap();
+    std::fs::write(
+        bad.join("trades.jsonl"),
+        trades.replace(
+            "\"GAMMA\",\"seller\":\"ALPHA\"",
+            "\"NOBODY\",\"seller\":\"ALPHA\"",
+        ),
+    )
+    .unwrap();
     let run = run_day(&bad, &data, &[]);
     assert_eq!(run.code, 2, "{}", run.text());
     assert!(run.text().contains("trades.jsonl:3"), "{}", run.text());
@@ -87,13 +171,21 @@ fn every_bad_row_is_reported_not_only_the_first() {
     let tmp = tempfile::tempdir().unwrap();
     let day = tmp.path().join("day");
     copy_dir(&sample("worked-example"), &day);
-    let mut trades = String::from("trade_id,business_date,instrument,buyer,seller,price,quantity,executed_at\n");
+    let mut trades =
+        String::from("trade_id,business_date,instrument,buyer,seller,price,quantity,executed_at\n");
     for i in 0..50 {
         trades.push_str(&format!("BAD{i},2026-11-25,X,A,NOBODY,10.00,1,\n"));
     }
     std::fs::write(day.join("trades.csv"), trades).unwrap();
     let out = tmp.path().join("out");
-    let run = clearhouse(&["run", day.to_str().unwrap(), "--data-dir", tmp.path().join("data").to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let run = clearhouse(&[
+        "run",
+        day.to_str().unwrap(),
+        "--data-dir",
+        tmp.path().join("data").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(run.code, 2, "{}", run.text());
     let rows = csv_rows(&out.join("rejects.csv"));
     assert_eq!(rows.len(), 50);

@@ -33,14 +33,22 @@ fn rerunning_a_posted_day_is_a_no_op_that_restores_its_outputs() {
     let run = run_day(&sample("day1"), &data, &[]);
     assert_eq!(run.code, 0, "{}", run.text());
     assert!(run.stdout.contains("already posted"), "{}", run.stdout);
-    assert_eq!(read_dir_files(&out), first, "restored outputs are byte-identical");
+    assert_eq!(
+        read_dir_files(&out),
+        first,
+        "restored outputs are byte-identical"
+    );
     let ledger = rusqlite::Connection::open(data.join("ledger.sqlite")).unwrap();
     let batches: i64 = ledger
         .query_row("SELECT count(*) FROM batches", [], |r| r.get(0))
         .unwrap();
     assert_eq!(batches, 1, "posted exactly once");
     drop(ledger);
-    assert_eq!(ledger_rows(&data), ledger_before, "a re-run changes nothing");
+    assert_eq!(
+        ledger_rows(&data),
+        ledger_before,
+        "a re-run changes nothing"
+    );
 }
 
 #[test]
@@ -73,11 +81,19 @@ fn different_input_for_a_posted_day_is_a_conflict() {
     let changed = tmp.path().join("day1-changed");
     copy_dir(&sample("day1"), &changed);
     let trades = std::fs::read_to_string(changed.join("trades.csv")).unwrap();
-    std::fs::write(changed.join("trades.csv"), trades.replace("1689.50,200", "1689.60,200")).unwrap();
+    std::fs::write(
+        changed.join("trades.csv"),
+        trades.replace("1689.50,200", "1689.60,200"),
+    )
+    .unwrap();
     let before = ledger_rows(&data);
     let run = run_day(&changed, &data, &[]);
     assert_eq!(run.code, 4, "{}", run.text());
-    assert!(run.text().contains("already posted with different input"), "{}", run.text());
+    assert!(
+        run.text().contains("already posted with different input"),
+        "{}",
+        run.text()
+    );
     assert_eq!(ledger_rows(&data), before, "a conflict changes nothing");
 }
 
@@ -90,10 +106,19 @@ fn a_day_before_the_last_posted_one_is_a_conflict() {
     let early = tmp.path().join("early");
     copy_dir(&sample("day2"), &early);
     let trades = std::fs::read_to_string(early.join("trades.jsonl")).unwrap();
-    std::fs::write(early.join("trades.jsonl"), trades.replace("2026-11-26", "2026-11-24")).unwrap();
+    std::fs::write(
+        early.join("trades.jsonl"),
+        trades.replace("2026-11-26", "2026-11-24"),
+    )
+    .unwrap();
     let run = run_day(&early, &data, &[]);
     assert_eq!(run.code, 4, "{}", run.text());
-    assert!(run.text().contains("earlier than the last posted date 2026-11-26"), "{}", run.text());
+    assert!(
+        run.text()
+            .contains("earlier than the last posted date 2026-11-26"),
+        "{}",
+        run.text()
+    );
 }
 
 #[test]
@@ -110,5 +135,9 @@ fn opening_balances_given_to_an_existing_ledger_are_a_conflict() {
     .unwrap();
     let run = run_day(&stale, &data, &[]);
     assert_eq!(run.code, 4, "{}", run.text());
-    assert!(run.text().contains("already holds balances"), "{}", run.text());
+    assert!(
+        run.text().contains("already holds balances"),
+        "{}",
+        run.text()
+    );
 }

@@ -32,7 +32,13 @@ fn gen(dir: &std::path::Path, format: &str, files: &str) -> Run {
 fn csv_jsonl_and_parquet_days_give_identical_outputs() {
     let tmp = tempfile::tempdir().unwrap();
     let mut outputs = Vec::new();
-    for (format, files) in [("csv", "1"), ("jsonl", "1"), ("parquet", "1"), ("parquet", "3"), ("csv", "2")] {
+    for (format, files) in [
+        ("csv", "1"),
+        ("jsonl", "1"),
+        ("parquet", "1"),
+        ("parquet", "3"),
+        ("csv", "2"),
+    ] {
         let day = tmp.path().join(format!("day-{format}-{files}"));
         let run = gen(&day, format, files);
         assert_eq!(run.code, 0, "{}", run.text());
@@ -45,7 +51,10 @@ fn csv_jsonl_and_parquet_days_give_identical_outputs() {
     assert!(first["member_positions.csv"].lines().count() > 40);
     for (format, other) in &outputs[1..] {
         for (name, text) in first {
-            assert_eq!(text, &other[name], "{name}: {first_format} and {format} differ");
+            assert_eq!(
+                text, &other[name],
+                "{name}: {first_format} and {format} differ"
+            );
         }
     }
 }

@@ -13,12 +13,17 @@ fn short_day(dir: &Path, policy: &str, guarantee: &str) {
     let platform = std::fs::read_to_string(dir.join("platform.toml")).unwrap();
     std::fs::write(
         dir.join("platform.toml"),
-        platform.replace("shortfall_policy = \"abort\"", &format!("shortfall_policy = \"{policy}\"")),
+        platform.replace(
+            "shortfall_policy = \"abort\"",
+            &format!("shortfall_policy = \"{policy}\""),
+        ),
     )
     .unwrap();
     std::fs::write(
         dir.join("opening_balances.csv"),
-        format!("account,currency,balance\nA,CNY,1000.00\nB,CNY,20000.00\nGUARANTEE,CNY,{guarantee}\n"),
+        format!(
+            "account,currency,balance\nA,CNY,1000.00\nB,CNY,20000.00\nGUARANTEE,CNY,{guarantee}\n"
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -37,7 +42,11 @@ fn abort_posts_nothing_and_lists_every_shortfall() {
     let data = tmp.path().join("data");
     let run = run_day(&day, &data, &[]);
     assert_eq!(run.code, 3, "{}", run.text());
-    assert!(run.stdout.contains("2 shortfall(s) under policy abort"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("2 shortfall(s) under policy abort"),
+        "{}",
+        run.stdout
+    );
     assert_eq!(
         csv_rows(&data.join("out/2026-11-25/shortfalls.csv")),
         vec![
@@ -45,7 +54,10 @@ fn abort_posts_nothing_and_lists_every_shortfall() {
             vec!["B", "securities", "X", "200", "0", "200"],
         ]
     );
-    assert!(!data.join("ledger.sqlite").exists(), "a new ledger stays new");
+    assert!(
+        !data.join("ledger.sqlite").exists(),
+        "a new ledger stays new"
+    );
 }
 
 #[test]
@@ -66,15 +78,42 @@ fn cover_posts_and_the_guarantee_account_pays() {
     );
     // A ends at zero; the guarantee account paid 1005.00 of its 5000.00.
     let balances = csv_rows(&out.join("balances.csv"));
-    assert!(balances.contains(&vec!["A".into(), "CNY".into(), "0.00".into(), "0.00".into(), "0.00".into()]), "{balances:?}");
-    assert!(balances.contains(&vec!["GUARANTEE".into(), "CNY".into(), "3995.00".into(), "0.00".into(), "3995.00".into()]), "{balances:?}");
+    assert!(
+        balances.contains(&vec![
+            "A".into(),
+            "CNY".into(),
+            "0.00".into(),
+            "0.00".into(),
+            "0.00".into()
+        ]),
+        "{balances:?}"
+    );
+    assert!(
+        balances.contains(&vec![
+            "GUARANTEE".into(),
+            "CNY".into(),
+            "3995.00".into(),
+            "0.00".into(),
+            "3995.00".into()
+        ]),
+        "{balances:?}"
+    );
     let db = rusqlite::Connection::open(data.join("ledger.sqlite")).unwrap();
     let pos = |account: &str| -> i64 {
-        db.query_row("SELECT quantity FROM positions WHERE account = ?1 AND instrument = 'X'", [account], |r| r.get(0)).unwrap()
+        db.query_row(
+            "SELECT quantity FROM positions WHERE account = ?1 AND instrument = 'X'",
+            [account],
+            |r| r.get(0),
+        )
+        .unwrap()
     };
     assert_eq!(pos("A"), 1200);
     assert_eq!(pos("B"), 0);
-    assert_eq!(pos("GUARANTEE"), -200, "the guarantee account owes the undelivered quantity");
+    assert_eq!(
+        pos("GUARANTEE"),
+        -200,
+        "the guarantee account owes the undelivered quantity"
+    );
 }
 
 #[test]
@@ -85,6 +124,12 @@ fn cover_refuses_when_the_guarantee_account_cannot_pay() {
     let data = tmp.path().join("data");
     let run = run_day(&day, &data, &[]);
     assert_eq!(run.code, 3, "{}", run.text());
-    assert!(run.stdout.contains("guarantee account GUARANTEE holds 100.00 CNY available, the shortfalls need 1005.00"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains(
+            "guarantee account GUARANTEE holds 100.00 CNY available, the shortfalls need 1005.00"
+        ),
+        "{}",
+        run.stdout
+    );
     assert!(!data.join("ledger.sqlite").exists());
 }

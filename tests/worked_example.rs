@@ -22,17 +22,43 @@ fn worked_example_matches_the_spec() {
     );
     assert_eq!(
         csv_rows(&out.join("security_positions.csv")),
-        vec![vec!["A", "X", "1", "700", "-699"], vec!["B", "X", "700", "1", "699"]]
+        vec![
+            vec!["A", "X", "1", "700", "-699"],
+            vec!["B", "X", "700", "1", "699"]
+        ]
     );
     assert_eq!(
         csv_rows(&out.join("bank_positions.csv")),
-        vec![vec!["B01", "CNY", "8630.15"], vec!["B02", "CNY", "-8630.15"]]
+        vec![
+            vec!["B01", "CNY", "8630.15"],
+            vec!["B02", "CNY", "-8630.15"]
+        ]
     );
     assert_eq!(
         csv_rows(&out.join("instructions.csv")),
         vec![
-            vec!["20261125-P1-B02-CNY", "1", "pay_in", "CNY", "8630.15", "B02", "CUS-B02", "B01", "DLV-001"],
-            vec!["20261125-P2-B01-CNY", "2", "in_book", "CNY", "8630.15", "B01", "DLV-001", "B01", "CUS-B01"],
+            vec![
+                "20261125-P1-B02-CNY",
+                "1",
+                "pay_in",
+                "CNY",
+                "8630.15",
+                "B02",
+                "CUS-B02",
+                "B01",
+                "DLV-001"
+            ],
+            vec![
+                "20261125-P2-B01-CNY",
+                "2",
+                "in_book",
+                "CNY",
+                "8630.15",
+                "B01",
+                "DLV-001",
+                "B01",
+                "CUS-B01"
+            ],
         ]
     );
     let balances = csv_rows(&out.join("balances.csv"));

@@ -32,6 +32,9 @@ pub mod kind {
     }
 }
 
+/// One leg of an entry to post: `(account, asset, amount)`.
+pub type Leg = (String, String, i64);
+
 #[derive(Debug, Clone, Default)]
 pub struct Book {
     balances: BTreeMap<(String, String), Balance>,
@@ -111,7 +114,7 @@ impl Book {
         &mut self,
         entry_id: &str,
         entry_kind: &'static str,
-        legs: &[(String, String, i64)],
+        legs: &[Leg],
     ) -> Result<(), EngineError> {
         let mut sums: BTreeMap<&str, i128> = BTreeMap::new();
         for (_, asset, amount) in legs {

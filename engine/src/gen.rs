@@ -49,8 +49,14 @@ pub fn generate(opts: &GenOptions, mut progress: impl FnMut(u64)) -> Result<(), 
     std::fs::create_dir_all(&opts.out_dir).map_err(|e| EngineError::io(&opts.out_dir, e))?;
     write_text(&opts.out_dir.join("platform.toml"), &platform_toml(opts))?;
     write_text(&opts.out_dir.join("members.csv"), &members_csv(opts))?;
-    write_text(&opts.out_dir.join("instruments.csv"), &instruments_csv(opts))?;
-    write_text(&opts.out_dir.join("opening_balances.csv"), &balances_csv(opts))?;
+    write_text(
+        &opts.out_dir.join("instruments.csv"),
+        &instruments_csv(opts),
+    )?;
+    write_text(
+        &opts.out_dir.join("opening_balances.csv"),
+        &balances_csv(opts),
+    )?;
     write_trades(opts, &mut progress)
 }
 
@@ -93,7 +99,11 @@ fn members_csv(opts: &GenOptions) -> String {
     for m in 0..opts.members {
         let id = member_id(m);
         // Two fee schedules: one with a minimum fee, one without.
-        let (rate, min_fee) = if m % 2 == 0 { ("0.0003", "5") } else { ("0.00025", "0") };
+        let (rate, min_fee) = if m % 2 == 0 {
+            ("0.0003", "5")
+        } else {
+            ("0.00025", "0")
+        };
         let _ = writeln!(
             s,
             "{id},Member {id},{},EXT{:02},6222{:012},Member {id},active,{rate},{min_fee}",
@@ -193,7 +203,7 @@ fn write_trades(opts: &GenOptions, progress: &mut impl FnMut(u64)) -> Result<(),
                 executed_at: Some(&executed_at),
             })?;
             written += 1;
-            if written % 1_000_000 == 0 {
+            if written.is_multiple_of(1_000_000) {
                 progress(written);
             }
         }

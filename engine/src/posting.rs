@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use clearhouse_formats::model::{OpeningBalance, OpeningPosition, ShortfallPolicy};
 
-use crate::book::{kind, Book};
+use crate::book::{kind, Book, Leg};
 use crate::funding::{Shortfall, ShortfallAsset, ShortfallKind};
 use crate::netting::Nets;
 use crate::reference::RefData;
@@ -46,7 +46,7 @@ pub fn post_opening(
     positions: &[OpeningPosition],
     book: &mut Book,
 ) -> Result<(), EngineError> {
-    let mut by_bank: BTreeMap<(String, String), Vec<(String, String, i64)>> = BTreeMap::new();
+    let mut by_bank: BTreeMap<(String, String), Vec<Leg>> = BTreeMap::new();
     for b in balances {
         let bank = refs.bank_of(&b.account).ok_or_else(|| {
             EngineError::Invariant(format!("opening balance of unknown account {}", b.account))
@@ -66,7 +66,7 @@ pub fn post_opening(
         legs.push((custody.clone(), currency.clone(), -total));
         book.post(&format!("OPEN-{bank}-{currency}"), kind::OPENING, &legs)?;
     }
-    let mut by_instrument: BTreeMap<&str, Vec<(String, String, i64)>> = BTreeMap::new();
+    let mut by_instrument: BTreeMap<&str, Vec<Leg>> = BTreeMap::new();
     for p in positions {
         by_instrument.entry(&p.instrument).or_default().push((
             p.member_id.clone(),
@@ -134,7 +134,7 @@ pub fn post_nets(
         ));
         book.post(&format!("FEE-{code}"), kind::FEE, &fee_legs)?;
     }
-    let mut by_instrument: BTreeMap<u32, Vec<(String, String, i64)>> = BTreeMap::new();
+    let mut by_instrument: BTreeMap<u32, Vec<Leg>> = BTreeMap::new();
     for n in &nets.qty {
         let instrument = refs.instrument(n.instrument).instrument.clone();
         by_instrument.entry(n.instrument.0).or_default().push((

@@ -94,7 +94,10 @@ pub fn comparable_outputs(dir: &Path) -> BTreeMap<String, String> {
             if name == "summary.json" {
                 Some((name, stable_summary(&bytes)))
             } else if name.ends_with(".csv") {
-                Some((name, String::from_utf8(bytes).expect("CSV outputs are UTF-8")))
+                Some((
+                    name,
+                    String::from_utf8(bytes).expect("CSV outputs are UTF-8"),
+                ))
             } else {
                 None
             }
@@ -119,7 +122,12 @@ pub fn assert_golden(out: &Path, golden: &Path) {
         .map(|(n, b)| (n, String::from_utf8(b).unwrap()))
         .collect();
     let names = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<Vec<_>>();
-    assert_eq!(names(&actual), names(&expected), "output files differ from {}", golden.display());
+    assert_eq!(
+        names(&actual),
+        names(&expected),
+        "output files differ from {}",
+        golden.display()
+    );
     for (name, text) in &expected {
         if &actual[name] != text {
             panic!(

@@ -62,6 +62,11 @@ impl RecordKind {
     }
 }
 
+/// Whether `n` is a multiple of the record alignment.
+pub(crate) const fn is_aligned(n: u64) -> bool {
+    n & (RECORD_ALIGN as u64 - 1) == 0
+}
+
 /// Payload length rounded up to the record alignment.
 pub(crate) const fn padded_len(payload_len: usize) -> usize {
     (payload_len + RECORD_ALIGN - 1) & !(RECORD_ALIGN - 1)
@@ -126,8 +131,8 @@ impl SegmentHeader {
                 .try_into()
                 .expect("16 bytes"),
         };
-        let size_ok = (SEGMENT_SIZE_MIN..=SEGMENT_SIZE_MAX).contains(&header.size)
-            && header.size % RECORD_ALIGN as u64 == 0;
+        let size_ok =
+            (SEGMENT_SIZE_MIN..=SEGMENT_SIZE_MAX).contains(&header.size) && is_aligned(header.size);
         if !size_ok {
             return Err((SH_SIZE as u64, Defect::SegmentSize { size: header.size }));
         }
@@ -148,7 +153,7 @@ pub(crate) fn finish_record(
     synced_offset: u32,
     prev_chain: &[u8; 16],
 ) -> [u8; 16] {
-    assert!(frame.len() >= RECORD_HEADER_LEN && frame.len() % RECORD_ALIGN == 0);
+    assert!(frame.len() >= RECORD_HEADER_LEN && is_aligned(frame.len() as u64));
     assert_eq!(frame_len(read_u32(frame, OFF_LEN) as usize), frame.len());
     assert!(frame[OFF_SEQ..RECORD_HEADER_LEN].iter().all(|&b| b == 0));
     frame[OFF_SEQ..OFF_SEQ + 8].copy_from_slice(&seq.to_le_bytes());
@@ -190,7 +195,7 @@ pub(crate) struct RecordView {
 /// reserved bytes, length bounds, CRC, zero padding. Does not look at the chain, the sequence
 /// or the synced offset, which depend on the record's place: see [`check_link`].
 pub(crate) fn parse_record(buf: &[u8], off: usize, limit: usize) -> Result<RecordView, Defect> {
-    assert!(limit <= buf.len() && off % RECORD_ALIGN == 0);
+    assert!(limit <= buf.len() && is_aligned(off as u64));
     if off + RECORD_HEADER_LEN > limit {
         return Err(Defect::Truncated);
     }

@@ -191,7 +191,7 @@ impl JournalOptions {
     fn validate(&self) -> Result<(), JournalError> {
         let segment = self.segment_size_bytes;
         if !(format::SEGMENT_SIZE_MIN..=format::SEGMENT_SIZE_MAX).contains(&segment)
-            || segment % format::RECORD_ALIGN as u64 != 0
+            || !format::is_aligned(segment)
         {
             return Err(JournalError::InvalidOptions(
                 "segment_size_bytes must be a multiple of 8 in 4 KiB ..= 1 GiB",
@@ -526,7 +526,7 @@ fn new_segment(
     size: u64,
 ) -> Result<ActiveSegment, JournalError> {
     assert!(number > 1 || prev_chain == GENESIS_CHAIN);
-    let file = create_segment_file(dir, number, size)?;
+    let file = create_segment_file(dir, number, size, true)?;
     let path = segment::segment_path(dir, number);
     let header = SegmentHeader {
         number,
@@ -534,7 +534,7 @@ fn new_segment(
         size,
         prev_chain,
     };
-    write_header(&file, &path, &header)?;
+    write_header(&file, &path, &header, true)?;
     Ok(ActiveSegment {
         file,
         path,

@@ -22,7 +22,9 @@
 //! new one) and then advances `head`, releasing the space.
 
 use super::error::JournalError;
-use super::format::{frame_len, ring_kind, RecordKind, RECORD_ALIGN, RECORD_LEN_OFFSET};
+use super::format::{
+    frame_len, is_aligned, ring_kind, RecordKind, RECORD_ALIGN, RECORD_LEN_OFFSET,
+};
 use super::wait::{poll_until, Notifier};
 use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
@@ -207,7 +209,7 @@ impl Shared {
 
     /// Reserves `len` contiguous ring bytes, waiting for the writer to free them if needed.
     fn claim(&self, len: usize) -> Result<u64, JournalError> {
-        assert!(len % RECORD_ALIGN == 0 && len > 0 && len <= self.claim_max);
+        assert!(is_aligned(len as u64) && len > 0 && len <= self.claim_max);
         // Not a retry loop on contention: each iteration that does not return has claimed and
         // padded the end of the ring, which only happens once per lap per producer.
         loop {
@@ -267,7 +269,7 @@ impl Shared {
     }
 
     fn commit_word(&self, idx: usize) -> &AtomicU32 {
-        assert!(idx % RECORD_ALIGN == 0 && idx + 4 <= self.capacity);
+        assert!(is_aligned(idx as u64) && idx + 4 <= self.capacity);
         // SAFETY: in bounds and 4-aligned (the base is 128-aligned); AtomicU32 has the size and
         // alignment of u32, and every concurrent access to these 4 bytes is atomic.
         unsafe { &*(self.memory.base.as_ptr().add(idx) as *const AtomicU32) }

@@ -11,7 +11,7 @@ const SEGMENT_SUFFIX: &str = ".seg";
 const LOCK_FILE: &str = "LOCK";
 /// Upper bound on the number of segment files in one journal directory (64 TiB at 64 MiB each);
 /// keeps the listing bounded.
-const SEGMENT_COUNT_MAX: usize = 1 << 20;
+pub(crate) const SEGMENT_COUNT_MAX: usize = 1 << 20;
 
 pub(crate) fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{number:08}{SEGMENT_SUFFIX}"))
@@ -56,14 +56,16 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalEr
     Ok(segments)
 }
 
-/// Creates a new, pre-allocated, all-zero segment file and makes its directory entry durable.
-/// The header is written later, when the writer switches to the segment (it needs the chain
-/// value of the previous segment's end). An all-zero last segment is therefore a valid state
-/// after a crash: the scanner treats it as unused.
+/// Creates a new, pre-allocated, all-zero segment file; with `sync`, makes its directory entry
+/// durable. (Its allocation becomes durable with the first fdatasync of the file, the header
+/// write.) The header is written later, when the writer switches to the segment (it needs the
+/// chain value of the previous segment's end). An all-zero last segment is therefore a valid
+/// state after a crash: the scanner treats it as unused.
 pub(crate) fn create_segment_file(
     dir: &Path,
     number: u64,
     size: u64,
+    sync: bool,
 ) -> Result<File, JournalError> {
     let path = segment_path(dir, number);
     let file = OpenOptions::new()
@@ -73,25 +75,27 @@ pub(crate) fn create_segment_file(
         .open(&path)
         .map_err(|e| JournalError::io("create", &path, e))?;
     preallocate(&file, size).map_err(|e| JournalError::io("fallocate", &path, e))?;
-    // Persist the allocation (file size and extents) now, so that later fdatasync calls on the
-    // record writes do not also have to commit a size change.
-    file.sync_all()
-        .map_err(|e| JournalError::io("fsync", &path, e))?;
-    sync_dir(dir)?;
+    if sync {
+        sync_dir(dir)?;
+    }
     Ok(file)
 }
 
-/// Writes the header into a freshly created segment and makes it durable, so that records in
-/// this segment are never behind a header that could be lost in a crash.
+/// Writes the header into a freshly created segment; with `sync`, makes it durable, so that
+/// records in this segment are never behind a header that could be lost in a crash.
 pub(crate) fn write_header(
     file: &File,
     path: &Path,
     header: &SegmentHeader,
+    sync: bool,
 ) -> Result<(), JournalError> {
     file.write_all_at(&header.encode(), 0)
         .map_err(|e| JournalError::io("write header", path, e))?;
-    file.sync_data()
-        .map_err(|e| JournalError::io("fdatasync", path, e))
+    if sync {
+        file.sync_data()
+            .map_err(|e| JournalError::io("fdatasync", path, e))?;
+    }
+    Ok(())
 }
 
 pub(crate) fn open_segment_rw(path: &Path) -> Result<File, JournalError> {

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Duration;
 
 const SPINS: u32 = 64;
+const IDLE_NAP: Duration = Duration::from_micros(50);
+const IDLE_NAPS: u32 = 40;
 const YIELDS: u32 = 16;
 /// Upper bound of one sleep. Correctness does not depend on it (see the protocol above); it caps
 /// the damage of an unforeseen lost wake-up at a latency spike instead of a hang.
@@ -35,18 +37,31 @@ impl Notifier {
     /// Returns once `ready()` is true. `ready` must read the condition with at least `SeqCst`
     /// loads for the parts a notifier sets.
     pub(crate) fn wait_until(&self, mut ready: impl FnMut() -> bool) {
-        for _ in 0..SPINS {
+        if spin_then_yield(&mut ready) {
+            return;
+        }
+        self.sleep_until(ready);
+    }
+
+    /// For the writer's idle wait: like [`Notifier::wait_until`], but naps (polling) for up to
+    /// about [`IDLE_NAPS`] × [`IDLE_NAP`] before it registers as a sleeper. While the writer
+    /// naps, producers see no sleeper and make no wake-up system call; a wake-up per append
+    /// would cost more than the append itself. The price is up to one nap of latency after a
+    /// short idle period, negligible next to an fdatasync.
+    pub(crate) fn idle_until(&self, mut ready: impl FnMut() -> bool) {
+        if spin_then_yield(&mut ready) {
+            return;
+        }
+        for _ in 0..IDLE_NAPS {
+            std::thread::sleep(IDLE_NAP);
             if ready() {
                 return;
             }
-            std::hint::spin_loop();
         }
-        for _ in 0..YIELDS {
-            if ready() {
-                return;
-            }
-            std::thread::yield_now();
-        }
+        self.sleep_until(ready);
+    }
+
+    fn sleep_until(&self, mut ready: impl FnMut() -> bool) {
         loop {
             self.waiters.fetch_add(1, SeqCst);
             let epoch = self.epoch.load(SeqCst);
@@ -61,6 +76,22 @@ impl Notifier {
             }
         }
     }
+}
+
+fn spin_then_yield(ready: &mut impl FnMut() -> bool) -> bool {
+    for _ in 0..SPINS {
+        if ready() {
+            return true;
+        }
+        std::hint::spin_loop();
+    }
+    for _ in 0..YIELDS {
+        if ready() {
+            return true;
+        }
+        std::thread::yield_now();
+    }
+    false
 }
 
 /// Spins, then yields, then naps: for waits that another thread ends without notifying (a

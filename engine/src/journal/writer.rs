@@ -5,11 +5,13 @@
 
 use super::error::JournalError;
 use super::format::{
-    control_header, finish_record, frame_len, ring_kind, RecordKind, SegmentHeader, RECORD_ALIGN,
-    RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
+    control_header, finish_record, frame_len, is_aligned, ring_kind, RecordKind, SegmentHeader,
+    RECORD_ALIGN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 use super::ring::Shared;
-use super::segment::{create_segment_file, segment_path, sync_dir, write_header};
+use super::segment::{
+    create_segment_file, open_segment_rw, segment_path, sync_dir, write_header, SEGMENT_COUNT_MAX,
+};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -76,6 +78,8 @@ struct Writer {
     run: Run,
     unsynced: bool,
     prepared: Option<JoinHandle<Result<File, JournalError>>>,
+    /// Buffered mode: closed segments not yet synced (synced on seal and close).
+    unsynced_segments: Vec<PathBuf>,
 }
 
 pub(crate) fn spawn(
@@ -98,6 +102,7 @@ pub(crate) fn spawn(
         run: Run::default(),
         unsynced: false,
         prepared: None,
+        unsynced_segments: Vec::new(),
     };
     std::thread::Builder::new()
         .name("journal-writer".into())
@@ -130,7 +135,7 @@ impl Writer {
         loop {
             let scan = self.scan;
             let shared = Arc::clone(&self.shared);
-            shared.work.0.wait_until(|| shared.tail_position() > scan);
+            shared.work.0.idle_until(|| shared.tail_position() > scan);
             if let Some(stop) = self.group()? {
                 assert!(stop == ring_kind::SEAL || stop == ring_kind::SHUTDOWN);
                 self.discard_prepared();
@@ -164,7 +169,10 @@ impl Writer {
         }
         match stop {
             Some(ring_kind::SEAL) => self.write_seal()?,
-            Some(_) => self.sync()?,
+            Some(_) => {
+                self.sync_closed_segments()?;
+                self.sync()?;
+            }
             None if self.durable => self.sync()?,
             None => {}
         }
@@ -184,10 +192,7 @@ impl Writer {
             };
             match kind {
                 ring_kind::PAD => {
-                    assert!(
-                        len > 0 && len as usize % RECORD_ALIGN == 0,
-                        "pad length {len}"
-                    );
+                    assert!(len > 0 && is_aligned(u64::from(len)), "pad length {len}");
                     self.flush_run()?;
                     pos += u64::from(len);
                 }
@@ -260,11 +265,15 @@ impl Writer {
         Ok(())
     }
 
-    /// Closes the active segment with a segment-end record, makes it durable, and continues in
-    /// the next (pre-created) segment, whose header carries the chain value.
+    /// Closes the active segment with a segment-end record and continues in the next
+    /// (pre-created) segment, whose header carries the chain value.
+    ///
+    /// Durable mode syncs the closed segment and the new header before any record goes into
+    /// the new segment, so every segment but the last is complete on disk. Buffered mode leaves
+    /// write-back to the OS until seal or close (syncing at every roll would cap its throughput
+    /// at the disk's bandwidth, which is what durable mode is for).
     fn roll(&mut self, watermark: &mut u64) -> Result<(), JournalError> {
         self.write_control(RecordKind::SegmentEnd, *watermark)?;
-        self.sync()?;
         let file = self.take_prepared()?;
         let number = self.seg.number + 1;
         let path = segment_path(&self.dir, number);
@@ -274,7 +283,13 @@ impl Writer {
             size: self.segment_size,
             prev_chain: self.chain,
         };
-        write_header(&file, &path, &header)?;
+        if self.durable {
+            self.sync()?;
+        } else {
+            assert!(self.unsynced_segments.len() < SEGMENT_COUNT_MAX);
+            self.unsynced_segments.push(self.seg.path.clone());
+        }
+        write_header(&file, &path, &header, self.durable)?;
         self.seg = ActiveSegment {
             file,
             path,
@@ -283,15 +298,33 @@ impl Writer {
             offset: SEGMENT_HEADER_LEN as u64,
             synced: SEGMENT_HEADER_LEN as u64,
         };
+        self.unsynced = !self.durable;
         *watermark = self.seg.synced;
         self.spawn_preparer();
         Ok(())
+    }
+
+    /// Buffered mode: makes the segments closed since the last call durable (on seal and
+    /// close), so that a sealed or cleanly closed journal is on disk in either mode.
+    fn sync_closed_segments(&mut self) -> Result<(), JournalError> {
+        if self.durable {
+            assert!(self.unsynced_segments.is_empty());
+            return Ok(());
+        }
+        for path in self.unsynced_segments.drain(..) {
+            let file = open_segment_rw(&path)?;
+            file.sync_data()
+                .map_err(|e| JournalError::io("fdatasync", &path, e))?;
+        }
+        // Buffered mode creates segments without syncing their directory entries.
+        sync_dir(&self.dir)
     }
 
     /// The seal is preceded by a sync so that its synced offset is its own offset: recovery can
     /// then tell that every record before a seal was durable (a later corruption there is a hard
     /// error, never a torn tail).
     fn write_seal(&mut self) -> Result<(), JournalError> {
+        self.sync_closed_segments()?;
         self.sync()?;
         self.write_control(RecordKind::Seal, self.seg.synced)?;
         self.sync()
@@ -312,6 +345,7 @@ impl Writer {
         Ok(())
     }
 
+    /// Makes the active segment durable.
     fn sync(&mut self) -> Result<(), JournalError> {
         if self.unsynced {
             self.seg
@@ -324,16 +358,18 @@ impl Writer {
         Ok(())
     }
 
-    /// Creates the next segment file in the background (create, fallocate, fsync, directory
-    /// fsync take milliseconds) so that a roll only writes a header.
+    /// Creates the next segment file in the background (create, fallocate and, in durable mode,
+    /// a directory fsync take milliseconds, more while the disk is busy) so that a roll only
+    /// writes a header.
     fn spawn_preparer(&mut self) {
         assert!(self.prepared.is_none());
         let dir = self.dir.clone();
         let number = self.seg.number + 1;
         let size = self.segment_size;
+        let durable = self.durable;
         let spawned = std::thread::Builder::new()
             .name("journal-prepare".into())
-            .spawn(move || create_segment_file(&dir, number, size));
+            .spawn(move || create_segment_file(&dir, number, size, durable));
         // If no thread can be spawned, the roll creates the file itself.
         self.prepared = spawned.ok();
     }
@@ -344,7 +380,7 @@ impl Writer {
             Some(handle) => handle.join().unwrap_or_else(|_| {
                 Err(JournalError::Poisoned("segment preparer panicked".into()))
             }),
-            None => create_segment_file(&self.dir, number, self.segment_size),
+            None => create_segment_file(&self.dir, number, self.segment_size, self.durable),
         }
     }
 
