@@ -17,7 +17,11 @@ use clearhouse_formats::money::Currency;
 use clearhouse_formats::trades::TradeFormat;
 
 #[derive(Parser)]
-#[command(name = "clearhouse", version, about = "Exchange-style batch clearing and settlement")]
+#[command(
+    name = "clearhouse",
+    version,
+    about = "Exchange-style batch clearing and settlement"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
