@@ -12,7 +12,7 @@ use clearhouse_engine::book::Book;
 use clearhouse_engine::funding::check_funding;
 use clearhouse_engine::instructions::build_instructions;
 use clearhouse_engine::ledger::{Balance, Snapshot};
-use clearhouse_engine::netting::{NettingAccumulator, Nets};
+use clearhouse_engine::netting::{Nets, NettingAccumulator};
 use clearhouse_engine::posting::post_nets;
 use clearhouse_engine::reference::RefData;
 use clearhouse_engine::validate::TradeValidator;
@@ -38,9 +38,22 @@ fn day_spec() -> impl Strategy<Value = DaySpec> {
         (
             Just(banks),
             prop::collection::vec((0..banks, 0u32..100, 0u32..600), members),
-            prop::collection::vec((0usize..3, 0u32..5, prop::sample::select(vec![1i64, 3, 7, 100])), instruments),
             prop::collection::vec(
-                (0..instruments, 0..members, 0..members, 1i64..2_000_000, 1i64..30),
+                (
+                    0usize..3,
+                    0u32..5,
+                    prop::sample::select(vec![1i64, 3, 7, 100]),
+                ),
+                instruments,
+            ),
+            prop::collection::vec(
+                (
+                    0..instruments,
+                    0..members,
+                    0..members,
+                    1i64..2_000_000,
+                    1i64..30,
+                ),
                 0..60,
             ),
         )
@@ -57,7 +70,13 @@ fn refs_of(spec: &DaySpec) -> RefData {
     let banks: BTreeMap<String, Bank> = (0..spec.banks)
         .map(|b| {
             let id = format!("B{b}");
-            (id.clone(), Bank { id: id.clone(), custody_account: format!("CUS-{id}") })
+            (
+                id.clone(),
+                Bank {
+                    id: id.clone(),
+                    custody_account: format!("CUS-{id}"),
+                },
+            )
         })
         .collect();
     let platform = Platform {
@@ -103,7 +122,13 @@ fn refs_of(spec: &DaySpec) -> RefData {
             line: i as u64 + 2,
         })
         .collect();
-    RefData::build(platform, members, instruments, std::path::Path::new("members.csv")).unwrap()
+    RefData::build(
+        platform,
+        members,
+        instruments,
+        std::path::Path::new("members.csv"),
+    )
+    .unwrap()
 }
 
 /// The valid trades of a spec (buyer ≠ seller), as owned field values.
