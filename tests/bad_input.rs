@@ -132,9 +132,22 @@ fn every_bad_sample_is_rejected_and_changes_nothing() {
                 failures.push(format!("{name}: report lacks {needle:?}\n{report}"));
             }
         }
-        // A new ledger stays new: no data directory was created.
-        if data.exists() {
-            failures.push(format!("{name}: the data directory was created"));
+        // A new ledger stays new.
+        if data.join("ledger.sqlite").exists() {
+            failures.push(format!("{name}: a ledger was created"));
+        }
+        // Without --out, rejects.csv still lands in the data directory's outputs.
+        let data2 = tmp.path().join("data2");
+        let again = run_day(&day, &data2, &[]);
+        assert_eq!(again.code, 2, "{name}");
+        let written: Vec<_> = ["out/2026-11-25/rejects.csv", "out/undated/rejects.csv"]
+            .iter()
+            .filter(|p| data2.join(p).exists())
+            .collect();
+        if written.len() != 1 || data2.join("ledger.sqlite").exists() {
+            failures.push(format!(
+                "{name}: rejects.csv not written under data2/out ({written:?})"
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));

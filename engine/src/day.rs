@@ -483,22 +483,20 @@ fn reject(
     mut timer: Timer,
 ) -> Result<RunReport, EngineError> {
     let out_dir = match (date, &opts.out_dir) {
-        (_, Some(dir)) => Some(dir.clone()),
-        (Some(d), None) => Some(out_dir_for(opts, d)),
-        // Without a date there is no dated output directory, and the data directory must stay
-        // as it was found: the rejects go to stderr only.
-        (None, None) => None,
+        (_, Some(dir)) => dir.clone(),
+        (Some(d), None) => out_dir_for(opts, d),
+        // A day rejected before its business date is known (a bad header, a missing file)
+        // still gets its rejects.csv, in a directory that cannot collide with a real date.
+        (None, None) => opts.data_dir.join("out").join("undated"),
     };
-    if let Some(dir) = &out_dir {
-        let mut files = Files::new();
-        outputs::render_rejects(&rejects, &mut files)?;
-        outputs::write_files(dir, &files)?;
-    }
+    let mut files = Files::new();
+    outputs::render_rejects(&rejects, &mut files)?;
+    outputs::write_files(&out_dir, &files)?;
     timer.lap("reject");
     Ok(RunReport {
         status: RunStatus::Rejected,
         business_date: date,
-        out_dir,
+        out_dir: Some(out_dir),
         rejects,
         summary: None,
         timings: timer.stages,
