@@ -14,7 +14,7 @@ use clearhouse_formats::model::{
     BusinessDate, Location, OpeningBalance, OpeningPosition, Platform, RowError,
 };
 use clearhouse_formats::reference;
-use clearhouse_formats::trades::{read_trades, TradeFormat};
+use clearhouse_formats::trades::TradeFormat;
 use clearhouse_formats::Parsed;
 
 use crate::banks::{aggregate, BankAggregation};
@@ -27,7 +27,7 @@ use crate::outputs::{self, Files};
 use crate::posting::{post_nets, post_opening, PostingRefusal, DEPOSITORY};
 use crate::reference::RefData;
 use crate::summary::{self, Summary};
-use crate::validate::{TradeCounts, TradeValidator};
+use crate::validate::TradeCounts;
 use crate::{faults, EngineError};
 
 #[derive(Debug, Clone)]
@@ -267,12 +267,7 @@ pub fn run_day(opts: &RunOptions, observer: &mut dyn Observer) -> Result<RunRepo
     timer.lap("reference");
 
     observer.stage("trades");
-    let mut validator = TradeValidator::new(&refs, None);
-    for (path, format) in &files.trades {
-        validator.set_file(path);
-        read_trades(path, *format, &mut validator)?;
-    }
-    let validated = validator.finish();
+    let validated = crate::intake::validate_trade_files(&refs, &files.trades)?;
     let counts = validated.counts;
     rejects = validated.rejects;
     timer.lap("read+validate");

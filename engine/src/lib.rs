@@ -14,6 +14,7 @@ pub mod faults;
 pub mod funding;
 pub mod gen;
 pub mod instructions;
+pub mod intake;
 pub mod journal;
 pub mod ledger;
 pub mod netting;
