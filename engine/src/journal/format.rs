@@ -140,44 +140,67 @@ impl SegmentHeader {
     }
 }
 
-/// Completes a record whose kind, payload length and payload (zero-padded) are in place and
-/// whose seq, synced, crc and chain fields are still zero: fills seq and the synced offset, then
-/// the chain value, then the CRC. Returns the record's chain value.
-///
-/// The chain value is XXH3-128 of the whole record as it would be if its crc field were zero and
-/// its chain field held the previous record's chain value. Hashing the record in place with the
-/// previous value spliced in keeps the hash input contiguous (one call, no copy of the payload).
+/// Producer-side sums of a payload: the CRC32C of payload and zero padding (the record CRC is
+/// this CRC continued over the header), and the XXH3-128 digest of the payload (the chain hashes
+/// it). Computed by each producer in parallel, so the single writer only hashes 40-byte headers,
+/// and computed from the producer's own bytes, so a fault between producer and disk is caught.
+pub(crate) fn payload_sums(payload: &[u8]) -> (u32, [u8; 16]) {
+    const ZEROS: [u8; RECORD_ALIGN] = [0; RECORD_ALIGN];
+    let padding = padded_len(payload.len()) - payload.len();
+    let crc = crc32c::crc32c_append(crc32c::crc32c(payload), &ZEROS[..padding]);
+    (crc, xxhash_rust::xxh3::xxh3_128(payload).to_le_bytes())
+}
+
+/// Writes what a producer contributes to a record header: kind, length, payload CRC (in the crc
+/// field) and payload digest (in the chain field). The rest stays zero for the writer.
+pub(crate) fn producer_header(kind: RecordKind, payload: &[u8]) -> [u8; RECORD_HEADER_LEN] {
+    assert!(payload.len() <= u32::MAX as usize);
+    assert!(kind == RecordKind::Data || payload.is_empty());
+    let (crc, digest) = payload_sums(payload);
+    let mut out = [0u8; RECORD_HEADER_LEN];
+    out[OFF_KIND] = kind as u8;
+    out[OFF_LEN..OFF_LEN + 4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    out[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    out[OFF_CHAIN..OFF_CHAIN + 16].copy_from_slice(&digest);
+    out
+}
+
+/// Completes a record header prepared by [`producer_header`]: fills seq and the synced offset,
+/// replaces the payload digest with the chain value and the payload CRC with the record CRC.
+/// Returns the chain value. Reads only the 40 header bytes, never the payload.
 pub(crate) fn finish_record(
-    frame: &mut [u8],
+    header: &mut [u8],
     seq: u64,
     synced_offset: u32,
     prev_chain: &[u8; 16],
 ) -> [u8; 16] {
-    assert!(frame.len() >= RECORD_HEADER_LEN && is_aligned(frame.len() as u64));
-    assert_eq!(frame_len(read_u32(frame, OFF_LEN) as usize), frame.len());
-    assert!(frame[OFF_SEQ..RECORD_HEADER_LEN].iter().all(|&b| b == 0));
-    frame[OFF_SEQ..OFF_SEQ + 8].copy_from_slice(&seq.to_le_bytes());
-    frame[OFF_SYNCED..OFF_SYNCED + 4].copy_from_slice(&synced_offset.to_le_bytes());
-    frame[OFF_CHAIN..OFF_CHAIN + 16].copy_from_slice(prev_chain);
-    let chain = xxhash_rust::xxh3::xxh3_128(frame).to_le_bytes();
-    frame[OFF_CHAIN..OFF_CHAIN + 16].copy_from_slice(&chain);
-    let crc = record_crc(frame);
-    frame[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
+    assert_eq!(header.len(), RECORD_HEADER_LEN);
+    assert!(header[OFF_SEQ..OFF_CRC].iter().all(|&b| b == 0));
+    header[OFF_SEQ..OFF_SEQ + 8].copy_from_slice(&seq.to_le_bytes());
+    header[OFF_SYNCED..OFF_SYNCED + 4].copy_from_slice(&synced_offset.to_le_bytes());
+    let digest: [u8; 16] = header[OFF_CHAIN..OFF_CHAIN + 16].try_into().expect("16");
+    let chain = chain_value(prev_chain, header, &digest);
+    header[OFF_CHAIN..OFF_CHAIN + 16].copy_from_slice(&chain);
+    let crc = header_crc(read_u32(header, OFF_CRC), header);
+    header[OFF_CRC..OFF_CRC + 4].copy_from_slice(&crc.to_le_bytes());
     chain
 }
 
-/// Writes the kind and length of a control record (empty payload) into a zeroed header buffer.
-pub(crate) fn control_header(kind: RecordKind) -> [u8; RECORD_HEADER_LEN] {
-    assert!(kind != RecordKind::Data);
-    let mut out = [0u8; RECORD_HEADER_LEN];
-    out[OFF_KIND] = kind as u8;
-    out
+/// XXH3-128 of `prev_chain ‖ header bytes 0..20 ‖ payload digest`: the header bytes are kind,
+/// length, seq and synced offset; the payload enters through its own XXH3-128 digest.
+fn chain_value(prev_chain: &[u8; 16], header: &[u8], digest: &[u8; 16]) -> [u8; 16] {
+    let mut input = [0u8; 16 + OFF_CRC + 16];
+    input[..16].copy_from_slice(prev_chain);
+    input[16..16 + OFF_CRC].copy_from_slice(&header[..OFF_CRC]);
+    input[16 + OFF_CRC..].copy_from_slice(digest);
+    xxhash_rust::xxh3::xxh3_128(&input).to_le_bytes()
 }
 
-/// CRC32C of the record with its crc field skipped.
-fn record_crc(frame: &[u8]) -> u32 {
-    let head = crc32c::crc32c(&frame[..OFF_CRC]);
-    crc32c::crc32c_append(head, &frame[OFF_CRC + 4..])
+/// The record CRC: CRC32C of `payload ‖ padding ‖ header without its crc field`, continued from
+/// the payload's CRC.
+fn header_crc(payload_crc: u32, header: &[u8]) -> u32 {
+    let crc = crc32c::crc32c_append(payload_crc, &header[..OFF_CRC]);
+    crc32c::crc32c_append(crc, &header[OFF_CRC + 4..RECORD_HEADER_LEN])
 }
 
 /// A record whose structure and CRC are valid (its place in the chain is checked separately).
@@ -209,18 +232,15 @@ pub(crate) fn parse_record(buf: &[u8], off: usize, limit: usize) -> Result<Recor
     if frame > limit - off {
         return Err(Defect::Truncated);
     }
-    let record = &buf[off..off + frame];
+    let body = &buf[off + RECORD_HEADER_LEN..off + frame];
     let stored = read_u32(h, OFF_CRC);
-    let computed = record_crc(record);
+    let computed = header_crc(crc32c::crc32c(body), h);
     if stored != computed {
         return Err(Defect::Crc { stored, computed });
     }
     // The CRC already covers the padding; a CRC-valid record with non-zero padding or a control
     // record with a payload can only come from a writer bug, so it is named as such.
-    if record[RECORD_HEADER_LEN + payload_len..]
-        .iter()
-        .any(|&b| b != 0)
-    {
+    if body[payload_len..].iter().any(|&b| b != 0) {
         return Err(Defect::NonZeroPadding);
     }
     if kind != RecordKind::Data && payload_len != 0 {
@@ -238,10 +258,10 @@ pub(crate) fn parse_record(buf: &[u8], off: usize, limit: usize) -> Result<Recor
 
 /// Checks that a parsed record at `off` belongs there: its synced offset lies before it, its
 /// sequence number follows `prev_seq` (data records take the next number, control records
-/// repeat the last one) and its chain value is the hash of itself linked to `prev_chain`. `frame` is the record's bytes; it is modified during
-/// the check (to splice in `prev_chain`) and restored before returning.
+/// repeat the last one) and its chain value is the hash of itself linked to `prev_chain`.
+/// `frame` is the record's bytes.
 pub(crate) fn check_link(
-    frame: &mut [u8],
+    frame: &[u8],
     off: usize,
     view: &RecordView,
     prev_seq: u64,
@@ -266,13 +286,9 @@ pub(crate) fn check_link(
             found: view.seq,
         });
     }
-    let saved_crc: [u8; 4] = frame[OFF_CRC..OFF_CRC + 4].try_into().expect("4 bytes");
-    frame[OFF_CRC..OFF_CRC + 4].fill(0);
-    frame[OFF_CHAIN..OFF_CHAIN + 16].copy_from_slice(prev_chain);
-    let computed = xxhash_rust::xxh3::xxh3_128(frame).to_le_bytes();
-    frame[OFF_CRC..OFF_CRC + 4].copy_from_slice(&saved_crc);
-    frame[OFF_CHAIN..OFF_CHAIN + 16].copy_from_slice(&view.chain);
-    if computed != view.chain {
+    let payload = &frame[RECORD_HEADER_LEN..RECORD_HEADER_LEN + view.payload_len];
+    let digest = xxhash_rust::xxh3::xxh3_128(payload).to_le_bytes();
+    if chain_value(prev_chain, frame, &digest) != view.chain {
         return Err(Defect::Chain);
     }
     Ok(())
@@ -305,8 +321,7 @@ mod tests {
 
     fn data_record(payload: &[u8]) -> Vec<u8> {
         let mut frame = vec![0u8; frame_len(payload.len())];
-        frame[OFF_KIND] = RecordKind::Data as u8;
-        frame[OFF_LEN..OFF_LEN + 4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        frame[..RECORD_HEADER_LEN].copy_from_slice(&producer_header(RecordKind::Data, payload));
         frame[RECORD_HEADER_LEN..RECORD_HEADER_LEN + payload.len()].copy_from_slice(payload);
         frame
     }
@@ -321,7 +336,7 @@ mod tests {
         {
             let off = buf.len();
             let mut frame = data_record(payload);
-            chain = finish_record(&mut frame, i as u64 + 1, 64, &chain);
+            chain = finish_record(&mut frame[..RECORD_HEADER_LEN], i as u64 + 1, 64, &chain);
             buf.extend_from_slice(&frame);
             let view = parse_record(&buf, off, buf.len()).expect("valid");
             assert_eq!(view.payload_len, payload.len());
@@ -332,7 +347,7 @@ mod tests {
         while off < buf.len() {
             let view = parse_record(&buf, off, buf.len()).expect("valid");
             let end = off + view.frame_len;
-            check_link(&mut buf[off..end], off, &view, seq, &prev).expect("linked");
+            check_link(&buf[off..end], off, &view, seq, &prev).expect("linked");
             (seq, prev, off) = (view.seq, view.chain, end);
         }
         assert_eq!(seq, 4);
@@ -341,7 +356,7 @@ mod tests {
         let end = SEGMENT_HEADER_LEN + view.frame_len;
         let wrong = [7u8; 16];
         let err = check_link(
-            &mut buf[SEGMENT_HEADER_LEN..end],
+            &buf[SEGMENT_HEADER_LEN..end],
             SEGMENT_HEADER_LEN,
             &view,
             0,

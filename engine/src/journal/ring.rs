@@ -23,7 +23,8 @@
 
 use super::error::JournalError;
 use super::format::{
-    frame_len, is_aligned, ring_kind, RecordKind, RECORD_ALIGN, RECORD_LEN_OFFSET,
+    frame_len, is_aligned, producer_header, ring_kind, RecordKind, RECORD_ALIGN, RECORD_HEADER_LEN,
+    RECORD_LEN_OFFSET,
 };
 use super::wait::{poll_until, Notifier};
 use std::alloc::{alloc_zeroed, dealloc, handle_alloc_error, Layout};
@@ -250,10 +251,11 @@ impl Shared {
         let idx = start as usize & self.mask;
         let base = self.memory.base.as_ptr().add(idx);
         // The commit word (bytes 0..4) may be read concurrently by the writer: it is only ever
-        // touched atomically. Length and payload are plain writes published by the commit.
-        let len = (payload.len() as u32).to_le_bytes();
-        std::ptr::copy_nonoverlapping(len.as_ptr(), base.add(RECORD_LEN_OFFSET), 4);
-        let payload_at = base.add(super::format::RECORD_HEADER_LEN);
+        // touched atomically. The rest of the header (length, payload CRC and digest) and the
+        // payload are plain writes, published by the release store of the commit word.
+        let header = producer_header(RecordKind::Data, payload);
+        std::ptr::copy_nonoverlapping(header[4..].as_ptr(), base.add(4), RECORD_HEADER_LEN - 4);
+        let payload_at = base.add(RECORD_HEADER_LEN);
         std::ptr::copy_nonoverlapping(payload.as_ptr(), payload_at, payload.len());
         self.commit_word(idx)
             .store(commit_value(RecordKind::Data as u8), Release);

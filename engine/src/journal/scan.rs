@@ -235,7 +235,7 @@ fn next_record(
 ) -> Result<(RecordKind, u64, (usize, usize)), Defect> {
     let view = parse_record(buf, off, limit)?;
     check_link(
-        &mut buf[off..off + view.frame_len],
+        &buf[off..off + view.frame_len],
         off,
         &view,
         out.last_seq,

@@ -5,7 +5,7 @@
 
 use super::error::JournalError;
 use super::format::{
-    control_header, finish_record, frame_len, is_aligned, ring_kind, RecordKind, SegmentHeader,
+    finish_record, frame_len, is_aligned, producer_header, ring_kind, RecordKind, SegmentHeader,
     RECORD_ALIGN, RECORD_HEADER_LEN, SEGMENT_HEADER_LEN,
 };
 use super::ring::Shared;
@@ -229,10 +229,10 @@ impl Writer {
         }
         assert!(self.seg.offset + frame + SEGMENT_RESERVE <= self.seg.size);
         // SAFETY: the frame is committed and not yet released: the writer owns it.
-        let bytes = unsafe { self.shared.frame_mut(pos, frame as usize) };
+        let header = unsafe { self.shared.frame_mut(pos, RECORD_HEADER_LEN) };
         self.seq += 1;
         let synced = u32::try_from(*watermark).expect("segment offsets fit in u32");
-        self.chain = finish_record(bytes, self.seq, synced, &self.chain);
+        self.chain = finish_record(header, self.seq, synced, &self.chain);
         let contiguous = self.run.len > 0
             && self.run.pos + self.run.len == pos
             && self.shared.ends_before_ring_end(self.run.pos, self.run.len)
@@ -333,7 +333,7 @@ impl Writer {
     fn write_control(&mut self, kind: RecordKind, watermark: u64) -> Result<(), JournalError> {
         assert!(self.run.len == 0, "control records follow flushed data");
         assert!(self.seg.offset + SEGMENT_RESERVE <= self.seg.size);
-        let mut record = control_header(kind);
+        let mut record = producer_header(kind, &[]);
         let synced = u32::try_from(watermark).expect("segment offsets fit in u32");
         self.chain = finish_record(&mut record, self.seq, synced, &self.chain);
         self.seg
