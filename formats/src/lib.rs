@@ -7,6 +7,7 @@
 mod csvscan;
 mod encode;
 mod fields;
+pub mod funds;
 pub mod model;
 pub mod money;
 pub mod reference;

@@ -201,6 +201,79 @@ pub struct TradeFields<'a> {
     pub executed_at: Option<&'a str>,
 }
 
+/// How a deposit reached the custody account (SPEC §2.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DepositChannel {
+    /// An ordinary bank transfer: spendable and withdrawable at once.
+    Bank,
+    /// An online third-party channel: spendable at once, withdrawable from the next business
+    /// date, when the channel has settled.
+    Online,
+}
+
+impl DepositChannel {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DepositChannel::Bank => "bank",
+            DepositChannel::Online => "online",
+        }
+    }
+}
+
+/// One row of deposits.csv: money that arrived at the custody account of `bank`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deposit {
+    pub bank_ref: String,
+    pub bank: String,
+    pub payer_bank: String,
+    pub payer_account: String,
+    pub payer_name: String,
+    pub currency: Currency,
+    /// Always > 0.
+    pub amount: AmountMinor,
+    pub memo: String,
+    pub channel: DepositChannel,
+    pub line: u64,
+}
+
+/// One row of withdrawals.csv: a member asks for money to its bound account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Withdrawal {
+    pub request_id: String,
+    pub member_id: String,
+    pub currency: Currency,
+    /// Always > 0.
+    pub amount: AmountMinor,
+    pub line: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreezeAction {
+    Freeze,
+    Unfreeze,
+}
+
+impl FreezeAction {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FreezeAction::Freeze => "freeze",
+            FreezeAction::Unfreeze => "unfreeze",
+        }
+    }
+}
+
+/// One row of freezes.csv.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreezeEvent {
+    pub freeze_id: String,
+    pub member_id: String,
+    pub currency: Currency,
+    /// Always > 0.
+    pub amount: AmountMinor,
+    pub action: FreezeAction,
+    pub line: u64,
+}
+
 /// Where a row came from: a line of a text file, or a row of a Parquet file (1-based, header
 /// not counted for Parquet; CSV lines count the header as line 1).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -403,8 +403,8 @@ fn read_banks(
 }
 
 /// One CSV row being decoded: its fields by known column, and the problems found so far.
-struct Row<'a> {
-    at: Location,
+pub(crate) struct Row<'a> {
+    pub(crate) at: Location,
     /// The row's id for messages, once it is known to be valid.
     id: String,
     columns: &'static [Column],
@@ -413,15 +413,15 @@ struct Row<'a> {
 }
 
 impl<'a> Row<'a> {
-    fn text(&self, k: usize) -> &'a str {
+    pub(crate) fn text(&self, k: usize) -> &'a str {
         self.values.get(k).copied().flatten().unwrap_or("")
     }
 
-    fn present(&self, k: usize) -> bool {
+    pub(crate) fn present(&self, k: usize) -> bool {
         self.values.get(k).copied().flatten().is_some()
     }
 
-    fn fail(&mut self, k: usize, value: &str, reason: impl Into<String>) {
+    pub(crate) fn fail(&mut self, k: usize, value: &str, reason: impl Into<String>) {
         self.errors.push(RowError::new(
             self.at.clone(),
             self.id.clone(),
@@ -431,7 +431,7 @@ impl<'a> Row<'a> {
         ));
     }
 
-    fn id(&mut self, k: usize) -> Option<String> {
+    pub(crate) fn id(&mut self, k: usize) -> Option<String> {
         let text = self.text(k);
         match id_problem(text) {
             None => Some(text.to_owned()),
@@ -443,7 +443,7 @@ impl<'a> Row<'a> {
     }
 
     /// Free text that may not be empty (names, account numbers at other banks).
-    fn filled(&mut self, k: usize) -> Option<String> {
+    pub(crate) fn filled(&mut self, k: usize) -> Option<String> {
         let text = self.text(k);
         if text.trim().is_empty() {
             self.fail(k, text, "is empty");
@@ -453,7 +453,7 @@ impl<'a> Row<'a> {
         }
     }
 
-    fn non_negative_decimal(&mut self, k: usize) -> Option<Decimal> {
+    pub(crate) fn non_negative_decimal(&mut self, k: usize) -> Option<Decimal> {
         let text = self.text(k);
         match Decimal::parse(text) {
             Ok(d) if d.is_negative() => {
@@ -468,7 +468,7 @@ impl<'a> Row<'a> {
         }
     }
 
-    fn currency(&mut self, k: usize) -> Option<Currency> {
+    pub(crate) fn currency(&mut self, k: usize) -> Option<Currency> {
         let text = self.text(k);
         let found = Currency::from_code(text);
         if found.is_none() {
@@ -481,7 +481,7 @@ impl<'a> Row<'a> {
         found
     }
 
-    fn integer(&mut self, k: usize) -> Option<i64> {
+    pub(crate) fn integer(&mut self, k: usize) -> Option<i64> {
         let text = self.text(k);
         match parse_i64(text) {
             Ok(v) => Some(v),
@@ -497,7 +497,7 @@ impl<'a> Row<'a> {
 /// Reads a reference CSV file, handing each row whose fields are UTF-8 to `decode`, and
 /// collects every problem. `id_column` names the column whose value identifies a row in
 /// messages.
-fn read_reference_csv<T>(
+pub(crate) fn read_reference_csv<T>(
     path: &Path,
     columns: &'static [Column],
     id_column: usize,
@@ -571,19 +571,19 @@ fn read_reference_csv<T>(
 }
 
 /// Keeps the first line of every key and reports later ones.
-struct Unique<K> {
+pub(crate) struct Unique<K> {
     seen: HashMap<K, u64>,
 }
 
 impl<K: std::hash::Hash + Eq> Unique<K> {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Unique {
             seen: HashMap::new(),
         }
     }
 
     /// `Err(first_line)` when the key was seen before.
-    fn insert(&mut self, key: K, line: u64) -> Result<(), u64> {
+    pub(crate) fn insert(&mut self, key: K, line: u64) -> Result<(), u64> {
         match self.seen.get(&key) {
             Some(&first) => Err(first),
             None => {
