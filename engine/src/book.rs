@@ -25,6 +25,9 @@ pub mod kind {
     pub const SECURITIES: &str = "securities";
     pub const COVER: &str = "cover";
     pub const WITHHOLD: &str = "withhold";
+    pub const DEPOSIT: &str = "deposit";
+    pub const WITHDRAWAL: &str = "withdrawal";
+    pub const SUSPENSE_ASSIGN: &str = "suspense_assign";
 
     /// Kinds whose amounts are quantities of an instrument rather than money.
     pub fn is_quantity(kind: &str) -> bool {
@@ -91,6 +94,34 @@ impl Book {
 
     pub fn into_legs(self) -> Vec<EntryLeg> {
         self.legs
+    }
+
+    /// Moves `amount_minor` of an account's balance into (> 0) or out of (< 0) its frozen
+    /// part. The balance itself does not change: frozen money is still the member's, only not
+    /// available. Refused (nothing changes) if it would freeze more than is available or
+    /// release more than is frozen.
+    pub fn freeze(
+        &mut self,
+        account: &str,
+        currency: &str,
+        amount_minor: i64,
+    ) -> Result<(), FreezeRefusal> {
+        let key = (account.to_string(), currency.to_string());
+        let current = self.balances.get(&key).copied().unwrap_or_default();
+        let available = current.balance_minor - current.frozen_minor;
+        if amount_minor > available {
+            return Err(FreezeRefusal::NotAvailable {
+                available_minor: available,
+            });
+        }
+        if -amount_minor > current.frozen_minor {
+            return Err(FreezeRefusal::NotFrozen {
+                frozen_minor: current.frozen_minor,
+            });
+        }
+        self.balances.entry(key.clone()).or_default().frozen_minor += amount_minor;
+        self.touched_balances.insert(key);
+        Ok(())
     }
 
     /// Balances changed by this batch (final values).
@@ -168,6 +199,13 @@ impl Book {
         }
         Ok(())
     }
+}
+
+/// Why a freeze or release did not apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FreezeRefusal {
+    NotAvailable { available_minor: i64 },
+    NotFrozen { frozen_minor: i64 },
 }
 
 #[cfg(test)]

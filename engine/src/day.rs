@@ -10,8 +10,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use clearhouse_formats::funds;
 use clearhouse_formats::model::{
-    BusinessDate, Location, OpeningBalance, OpeningPosition, Platform, RowError,
+    BusinessDate, Deposit, FreezeEvent, Location, OpeningBalance, OpeningPosition, Platform,
+    RowError, Withdrawal,
 };
 use clearhouse_formats::reference;
 use clearhouse_formats::trades::TradeFormat;
@@ -20,8 +22,12 @@ use clearhouse_formats::Parsed;
 use crate::banks::{aggregate, BankAggregation};
 use crate::book::Book;
 use crate::funding::{check_funding, Shortfall};
-use crate::instructions::build_instructions;
-use crate::ledger::{BatchWrite, Ledger, Snapshot};
+use crate::funds::{
+    apply_deposits, apply_freezes, apply_withdrawals, check_fund_events, deposit_fingerprint,
+    withdrawable_minor, FundEffects, FundFiles, FundHistory,
+};
+use crate::instructions::{build_instructions, withdrawal_instruction};
+use crate::ledger::{BatchWrite, DepositRow, FreezeRow, Ledger, Snapshot, WithdrawalRow};
 use crate::netting::Nets;
 use crate::outputs::{self, Files};
 use crate::posting::{post_nets, post_opening, PostingRefusal, DEPOSITORY};
@@ -96,6 +102,9 @@ pub struct DayFiles {
     pub trades: Vec<(PathBuf, TradeFormat)>,
     pub opening_balances: Option<PathBuf>,
     pub opening_positions: Option<PathBuf>,
+    pub deposits: Option<PathBuf>,
+    pub withdrawals: Option<PathBuf>,
+    pub freezes: Option<PathBuf>,
 }
 
 impl DayFiles {
@@ -123,6 +132,9 @@ impl DayFiles {
                 "instruments.csv" => files.instruments = Some(path),
                 "opening_balances.csv" => files.opening_balances = Some(path),
                 "opening_positions.csv" => files.opening_positions = Some(path),
+                "deposits.csv" => files.deposits = Some(path),
+                "withdrawals.csv" => files.withdrawals = Some(path),
+                "freezes.csv" => files.freezes = Some(path),
                 _ if name.starts_with("trades") => {
                     if let Some(format) = TradeFormat::of_path(&path) {
                         files.trades.push((path, format));
@@ -148,6 +160,9 @@ impl DayFiles {
             &self.instruments,
             &self.opening_balances,
             &self.opening_positions,
+            &self.deposits,
+            &self.withdrawals,
+            &self.freezes,
         ]
         .into_iter()
         .flatten()
@@ -297,10 +312,36 @@ pub fn run_day(opts: &RunOptions, observer: &mut dyn Observer) -> Result<RunRepo
             timings: timer.stages,
         });
     }
-    // Opening files set up a new ledger: a bad row there cannot be skipped.
-    let opening_errors = check_openings(&refs, &openings);
-    let skip = opts.skip_invalid && opening_errors.is_empty();
-    rejects.extend(opening_errors);
+    let history = ledger.fund_history(
+        &openings
+            .deposits
+            .iter()
+            .map(|d| d.bank_ref.as_str())
+            .collect::<Vec<_>>(),
+        &openings
+            .withdrawals
+            .iter()
+            .map(|w| w.request_id.as_str())
+            .collect::<Vec<_>>(),
+        &openings
+            .freezes
+            .iter()
+            .map(|f| f.freeze_id.as_str())
+            .collect::<Vec<_>>(),
+    )?;
+    // Opening files and fund events move money outside the trades: a bad row there cannot
+    // be skipped.
+    let mut setup_errors = check_openings(&refs, &openings);
+    setup_errors.extend(check_fund_events(
+        &refs,
+        &history,
+        &openings.deposits,
+        &openings.withdrawals,
+        &openings.freezes,
+        &openings.fund_files(),
+    ));
+    let skip = opts.skip_invalid && setup_errors.is_empty();
+    rejects.extend(setup_errors);
     if !rejects.is_empty() && !skip {
         return reject(opts, Some(date), rejects, timer);
     }
@@ -330,16 +371,34 @@ pub fn run_day(opts: &RunOptions, observer: &mut dyn Observer) -> Result<RunRepo
         counts,
         rejects,
         openings,
+        history,
     };
     batch.post(&mut ledger, &snapshot, &nets, timer, observer)
 }
 
-/// The opening files of a new ledger.
+/// The day's inputs besides reference data and trades: the opening files of a new ledger and
+/// the fund events.
 struct Openings {
     balances: Vec<OpeningBalance>,
     positions: Vec<OpeningPosition>,
     balances_file: Option<PathBuf>,
     positions_file: Option<PathBuf>,
+    deposits: Vec<Deposit>,
+    withdrawals: Vec<Withdrawal>,
+    freezes: Vec<FreezeEvent>,
+    deposits_file: PathBuf,
+    withdrawals_file: PathBuf,
+    freezes_file: PathBuf,
+}
+
+impl Openings {
+    fn fund_files(&self) -> FundFiles<'_> {
+        FundFiles {
+            deposits: &self.deposits_file,
+            withdrawals: &self.withdrawals_file,
+            freezes: &self.freezes_file,
+        }
+    }
 }
 
 type Loaded = Result<(RefData, Openings), Vec<RowError>>;
@@ -366,6 +425,18 @@ fn load_reference(files: &DayFiles) -> Result<Loaded, EngineError> {
         Some(p) => take(&mut errors, reference::read_opening_positions(p)?),
         None => Vec::new(),
     };
+    let deposits = match &files.deposits {
+        Some(p) => take(&mut errors, funds::read_deposits(p)?),
+        None => Vec::new(),
+    };
+    let withdrawals = match &files.withdrawals {
+        Some(p) => take(&mut errors, funds::read_withdrawals(p)?),
+        None => Vec::new(),
+    };
+    let freezes = match &files.freezes {
+        Some(p) => take(&mut errors, funds::read_freezes(p)?),
+        None => Vec::new(),
+    };
     let Some(platform) = platform else {
         return Ok(Err(errors));
     };
@@ -383,6 +454,21 @@ fn load_reference(files: &DayFiles) -> Result<Loaded, EngineError> {
             positions,
             balances_file: files.opening_balances.clone(),
             positions_file: files.opening_positions.clone(),
+            deposits,
+            withdrawals,
+            freezes,
+            deposits_file: files
+                .deposits
+                .clone()
+                .unwrap_or_else(|| "deposits.csv".into()),
+            withdrawals_file: files
+                .withdrawals
+                .clone()
+                .unwrap_or_else(|| "withdrawals.csv".into()),
+            freezes_file: files
+                .freezes
+                .clone()
+                .unwrap_or_else(|| "freezes.csv".into()),
         },
     )))
 }
@@ -507,6 +593,7 @@ struct Batch<'a> {
     counts: TradeCounts,
     rejects: Vec<RowError>,
     openings: Openings,
+    history: FundHistory,
 }
 
 impl Batch<'_> {
@@ -542,11 +629,38 @@ impl Batch<'_> {
                     .or_default() += b.balance.0;
             }
         }
+        let mut effects = FundEffects::default();
+        apply_deposits(
+            refs,
+            &self.openings.deposits,
+            &self.history,
+            &mut book,
+            &mut effects,
+        )?;
+        apply_freezes(
+            refs,
+            &self.openings.freezes,
+            &self.history,
+            &mut book,
+            &mut effects,
+            &self.openings.freezes_file,
+        );
         let shortfalls = check_funding(refs, nets, &book);
         let defaults = match post_nets(refs, nets, &shortfalls, &mut book)? {
             Ok(defaults) => defaults,
             Err(refusal) => return self.refuse(refusal, &shortfalls, timer),
         };
+        apply_withdrawals(
+            refs,
+            &self.openings.withdrawals,
+            &self.history,
+            &mut book,
+            &mut effects,
+            &self.openings.withdrawals_file,
+        )?;
+        for (key, amount) in &effects.outside {
+            *outside.entry(key.clone()).or_default() += amount;
+        }
         timer.lap("post");
 
         observer.stage("instructions");
@@ -559,7 +673,19 @@ impl Batch<'_> {
             nets: bank_nets,
             custody_after,
         } = aggregate(&book, bank_of, &snapshot.custody, &outside)?;
-        let instructions = build_instructions(self.date, &refs.platform, &bank_nets)?;
+        let mut instructions = build_instructions(self.date, &refs.platform, &bank_nets)?;
+        for w in &effects.withdrawals_paid {
+            let member = refs.member(refs.member_idx(&w.member_id).expect("checked"));
+            instructions.push(withdrawal_instruction(
+                self.date,
+                &refs.platform,
+                member,
+                &w.request_id,
+                w.currency.code(),
+                w.amount.0,
+            ));
+        }
+        instructions.sort();
         timer.lap("instruct");
 
         observer.stage("outputs");
@@ -568,9 +694,15 @@ impl Batch<'_> {
         outputs::render_security_positions(refs, nets, &mut files)?;
         outputs::render_bank_positions(&bank_nets, &mut files)?;
         outputs::render_instructions(&instructions, &mut files)?;
-        outputs::render_balances(&book, |_, _, available| available.max(0), &mut files)?;
+        outputs::render_balances(
+            &book,
+            |account, currency, _| withdrawable_minor(&book, &effects, account, currency),
+            &mut files,
+        )?;
         outputs::render_postings(book.legs(), &mut files)?;
-        outputs::render_rejects(&self.rejects, &mut files)?;
+        let mut rejects = self.rejects.clone();
+        rejects.extend(effects.refused.iter().cloned());
+        outputs::render_rejects(&rejects, &mut files)?;
         outputs::render_shortfalls(refs, &shortfalls, &mut files)?;
         outputs::render_defaults(refs, &defaults, &mut files)?;
         timer.lap("render");
@@ -592,11 +724,14 @@ impl Batch<'_> {
         ));
         files.sort();
 
+        // Every member is registered with its bank, traded or not, so that later operations
+        // (a suspense assignment) know where its money is held.
         let account_banks = book
             .balances()
             .keys()
             .map(|(account, _)| account)
             .chain(book.positions().keys().map(|(account, _)| account))
+            .chain(refs.members.iter().map(|m| &m.member_id))
             .filter_map(|account| bank_of(account).map(|bank| (account.clone(), bank)))
             .collect();
         let write = BatchWrite {
@@ -609,6 +744,45 @@ impl Batch<'_> {
             custody: custody_after,
             entries: book.into_legs(),
             outputs: files.clone(),
+            deposits: effects
+                .allocations
+                .iter()
+                .map(|a| DepositRow {
+                    bank_ref: a.deposit.bank_ref.clone(),
+                    fingerprint: deposit_fingerprint(&a.deposit),
+                    bank: a.deposit.bank.clone(),
+                    currency: a.deposit.currency.code().to_string(),
+                    amount_minor: a.deposit.amount.0,
+                    account: a.account.clone(),
+                    matched_by: a.matched_by.to_string(),
+                    channel: a.deposit.channel.as_str().to_string(),
+                })
+                .collect(),
+            withdrawals: effects
+                .withdrawals_paid
+                .iter()
+                .map(|w| WithdrawalRow {
+                    request_id: w.request_id.clone(),
+                    member_id: w.member_id.clone(),
+                    currency: w.currency.code().to_string(),
+                    amount_minor: w.amount.0,
+                })
+                .collect(),
+            freezes: effects
+                .freezes_applied
+                .iter()
+                .map(|f| FreezeRow {
+                    freeze_id: f.freeze_id.clone(),
+                    member_id: f.member_id.clone(),
+                    currency: f.currency.code().to_string(),
+                    amount_minor: f.amount.0,
+                })
+                .collect(),
+            released_freezes: effects
+                .freezes_released
+                .iter()
+                .map(|r| r.freeze_id.clone())
+                .collect(),
         };
         ledger.commit(snapshot.version, &write)?;
         faults::point("posted");
@@ -621,7 +795,7 @@ impl Batch<'_> {
             status: RunStatus::Posted,
             business_date: Some(self.date),
             out_dir: Some(out_dir),
-            rejects: self.rejects,
+            rejects,
             summary: Some(summary),
             timings: timer.stages,
         })

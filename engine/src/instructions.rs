@@ -107,6 +107,31 @@ pub fn build_instructions(
     Ok(out)
 }
 
+/// A paid withdrawal: phase 3, from the custody account at the member's settlement bank to
+/// its bound account. Id `<yyyymmdd>-P3-<request_id>`.
+pub fn withdrawal_instruction(
+    date: BusinessDate,
+    platform: &Platform,
+    member: &clearhouse_formats::model::Member,
+    request_id: &str,
+    currency: &str,
+    amount_minor: i64,
+) -> Instruction {
+    Instruction {
+        instruction_id: format!("{}-P3-{request_id}", date.yyyymmdd()),
+        phase: 3,
+        kind: InstructionKind::Withdrawal,
+        currency: currency.to_string(),
+        amount_minor,
+        debit_bank: member.settlement_bank.clone(),
+        debit_account: platform.banks[&member.settlement_bank]
+            .custody_account
+            .clone(),
+        credit_bank: member.bound_bank.clone(),
+        credit_account: member.bound_account.clone(),
+    }
+}
+
 /// Σ into the delivery account = Σ out of it, per currency.
 fn check_delivery_account(
     platform: &Platform,

@@ -18,6 +18,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 
 use clearhouse_formats::model::BusinessDate;
 
+use crate::funds::{BookedDeposit, FreezeRecord, FundHistory};
+
 /// The file name of the ledger inside the data directory.
 pub const LEDGER_FILE: &str = "ledger.sqlite";
 
@@ -43,6 +45,19 @@ CREATE TABLE entries (
     business_date TEXT NOT NULL, entry_id TEXT NOT NULL, kind TEXT NOT NULL,
     account TEXT NOT NULL, asset TEXT NOT NULL, amount INTEGER NOT NULL,
     PRIMARY KEY (business_date, entry_id, account, asset));
+CREATE TABLE deposits (
+    bank_ref TEXT PRIMARY KEY, business_date TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    bank TEXT NOT NULL, currency TEXT NOT NULL, amount_minor INTEGER NOT NULL,
+    account TEXT NOT NULL, matched_by TEXT NOT NULL, channel TEXT NOT NULL);
+CREATE TABLE withdrawals (
+    request_id TEXT PRIMARY KEY, business_date TEXT NOT NULL, member_id TEXT NOT NULL,
+    currency TEXT NOT NULL, amount_minor INTEGER NOT NULL);
+CREATE TABLE freezes (
+    freeze_id TEXT PRIMARY KEY, member_id TEXT NOT NULL, currency TEXT NOT NULL,
+    amount_minor INTEGER NOT NULL, frozen_on TEXT NOT NULL, released_on TEXT);
+CREATE TABLE adjustments (
+    adjustment_id TEXT PRIMARY KEY, kind TEXT NOT NULL, business_date TEXT NOT NULL,
+    detail TEXT NOT NULL);
 CREATE TABLE outputs (
     business_date TEXT NOT NULL, name TEXT NOT NULL, content BLOB NOT NULL,
     PRIMARY KEY (business_date, name));
@@ -119,6 +134,38 @@ pub struct BatchWrite {
     pub custody: BTreeMap<(String, String), i64>,
     pub entries: Vec<EntryLeg>,
     pub outputs: Vec<(String, Vec<u8>)>,
+    pub deposits: Vec<DepositRow>,
+    pub withdrawals: Vec<WithdrawalRow>,
+    pub freezes: Vec<FreezeRow>,
+    pub released_freezes: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DepositRow {
+    pub bank_ref: String,
+    pub fingerprint: String,
+    pub bank: String,
+    pub currency: String,
+    pub amount_minor: i64,
+    pub account: String,
+    pub matched_by: String,
+    pub channel: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WithdrawalRow {
+    pub request_id: String,
+    pub member_id: String,
+    pub currency: String,
+    pub amount_minor: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FreezeRow {
+    pub freeze_id: String,
+    pub member_id: String,
+    pub currency: String,
+    pub amount_minor: i64,
 }
 
 pub struct Ledger {
@@ -274,6 +321,73 @@ impl Ledger {
         Ok(snap)
     }
 
+    /// What the ledger holds about the ids of a day's fund events.
+    pub fn fund_history(
+        &self,
+        bank_refs: &[&str],
+        request_ids: &[&str],
+        freeze_ids: &[&str],
+    ) -> Result<FundHistory, LedgerError> {
+        let mut history = FundHistory::default();
+        let Some(conn) = &self.conn else {
+            return Ok(history);
+        };
+        let p = &self.path;
+        let mut stmt = conn
+            .prepare("SELECT business_date, fingerprint, account FROM deposits WHERE bank_ref = ?1")
+            .map_err(|source| sql(p, source))?;
+        for r in bank_refs {
+            let found = stmt
+                .query_row([r], |row| {
+                    Ok(BookedDeposit {
+                        business_date: row.get(0)?,
+                        fingerprint: row.get(1)?,
+                        account: row.get(2)?,
+                    })
+                })
+                .optional()
+                .map_err(|source| sql(p, source))?;
+            if let Some(d) = found {
+                history.deposits.insert(r.to_string(), d);
+            }
+        }
+        let mut stmt = conn
+            .prepare("SELECT business_date FROM withdrawals WHERE request_id = ?1")
+            .map_err(|source| sql(p, source))?;
+        for r in request_ids {
+            let found: Option<String> = stmt
+                .query_row([r], |row| row.get(0))
+                .optional()
+                .map_err(|source| sql(p, source))?;
+            if let Some(date) = found {
+                history.withdrawals.insert(r.to_string(), date);
+            }
+        }
+        let mut stmt = conn
+            .prepare(
+                "SELECT member_id, currency, amount_minor, released_on IS NOT NULL
+                 FROM freezes WHERE freeze_id = ?1",
+            )
+            .map_err(|source| sql(p, source))?;
+        for r in freeze_ids {
+            let found = stmt
+                .query_row([r], |row| {
+                    Ok(FreezeRecord {
+                        member_id: row.get(0)?,
+                        currency: row.get(1)?,
+                        amount_minor: row.get(2)?,
+                        released: row.get(3)?,
+                    })
+                })
+                .optional()
+                .map_err(|source| sql(p, source))?;
+            if let Some(f) = found {
+                history.freezes.insert(r.to_string(), f);
+            }
+        }
+        Ok(history)
+    }
+
     /// Posts a batch: every write in one transaction, on the version `based_on` only.
     pub fn commit(&mut self, based_on: i64, batch: &BatchWrite) -> Result<(), LedgerError> {
         if self.conn.is_none() {
@@ -387,10 +501,70 @@ fn write_batch(tx: &rusqlite::Transaction<'_>, batch: &BatchWrite) -> rusqlite::
             leg.amount
         ])?;
     }
+    write_fund_events(tx, batch)?;
     let mut stmt =
         tx.prepare("INSERT INTO outputs (business_date, name, content) VALUES (?1, ?2, ?3)")?;
     for (name, content) in &batch.outputs {
         stmt.execute(params![batch.business_date, name, content])?;
+    }
+    Ok(())
+}
+
+/// Deposits booked, withdrawals paid, freezes made and released: what makes tomorrow's
+/// re-sent notification a duplicate and tomorrow's unfreeze valid.
+fn write_fund_events(tx: &rusqlite::Transaction<'_>, batch: &BatchWrite) -> rusqlite::Result<()> {
+    let date = &batch.business_date;
+    let mut stmt = tx.prepare(
+        "INSERT INTO deposits (bank_ref, business_date, fingerprint, bank, currency,
+         amount_minor, account, matched_by, channel) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    )?;
+    for d in &batch.deposits {
+        stmt.execute(params![
+            d.bank_ref,
+            date,
+            d.fingerprint,
+            d.bank,
+            d.currency,
+            d.amount_minor,
+            d.account,
+            d.matched_by,
+            d.channel
+        ])?;
+    }
+    let mut stmt = tx.prepare(
+        "INSERT INTO withdrawals (request_id, business_date, member_id, currency, amount_minor)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for w in &batch.withdrawals {
+        stmt.execute(params![
+            w.request_id,
+            date,
+            w.member_id,
+            w.currency,
+            w.amount_minor
+        ])?;
+    }
+    let mut stmt = tx.prepare(
+        "INSERT INTO freezes (freeze_id, member_id, currency, amount_minor, frozen_on)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for f in &batch.freezes {
+        stmt.execute(params![
+            f.freeze_id,
+            f.member_id,
+            f.currency,
+            f.amount_minor,
+            date
+        ])?;
+    }
+    let mut stmt = tx.prepare(
+        "UPDATE freezes SET released_on = ?2 WHERE freeze_id = ?1 AND released_on IS NULL",
+    )?;
+    for id in &batch.released_freezes {
+        // Exactly one active freeze is released, or the batch is wrong and must not commit.
+        if stmt.execute(params![id, date])? != 1 {
+            return Err(rusqlite::Error::StatementChangedRows(0));
+        }
     }
     Ok(())
 }

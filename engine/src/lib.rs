@@ -12,6 +12,7 @@ pub mod dedup;
 pub mod error;
 pub mod faults;
 pub mod funding;
+pub mod funds;
 pub mod gen;
 pub mod instructions;
 pub mod intake;

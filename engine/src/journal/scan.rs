@@ -50,7 +50,8 @@ pub(crate) struct ScanOutcome {
     pub sealed: bool,
     pub tail: Option<Tail>,
     pub torn: Option<TornRange>,
-    /// An all-zero last segment file: created in advance but never given a header.
+    /// A last segment file without records or a valid header: created in advance but never
+    /// given a header, or whose header write was torn.
     pub unused_segment: Option<PathBuf>,
 }
 
@@ -74,9 +75,12 @@ pub(crate) fn scan(
         torn: None,
         unused_segment: None,
     };
+    // A last segment with no records and no valid header was created ahead of time (or its
+    // header write was torn): it holds nothing and is not part of the journal.
     if let Some((_, path)) = segments.last() {
         read_segment(path, &mut buf)?;
-        if first_nonzero(&buf).is_none() {
+        let body = buf.get(SEGMENT_HEADER_LEN..).unwrap_or(&[]);
+        if first_nonzero(body).is_none() && SegmentHeader::decode(&buf).is_err() {
             out.unused_segment = Some(path.clone());
             segments.pop();
         }
