@@ -52,6 +52,8 @@ pub(crate) struct CsvScanner<R> {
     fields: Vec<(usize, usize)>,
     scratch: Vec<u8>,
     in_scratch: bool,
+    /// The current record's byte range in `buf` or `scratch`; its fields lie within.
+    record: (usize, usize),
 }
 
 /// Outcome of scanning a record that contains a quote.
@@ -82,6 +84,7 @@ impl<R: Read> CsvScanner<R> {
             fields: Vec::with_capacity(16),
             scratch: Vec::new(),
             in_scratch: false,
+            record: (0, 0),
         }
     }
 
@@ -113,6 +116,28 @@ impl<R: Read> CsvScanner<R> {
         std::str::from_utf8(bytes).map_err(|_| String::from_utf8_lossy(bytes).into_owned())
     }
 
+    /// The current record as text, validated as UTF-8 once for all its fields (cheaper than
+    /// field by field). `Err` holds the index of the first field that is not UTF-8.
+    pub(crate) fn record(&self) -> Result<Record<'_>, usize> {
+        let base = if self.in_scratch {
+            &self.scratch
+        } else {
+            &self.buf
+        };
+        let (start, end) = self.record;
+        let bytes = base.get(start..end).unwrap_or(&[]);
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Ok(Record {
+                text,
+                origin: start,
+                fields: &self.fields,
+            }),
+            Err(_) => Err((0..self.fields.len())
+                .find(|&i| std::str::from_utf8(self.field(i)).is_err())
+                .unwrap_or(0)),
+        }
+    }
+
     /// Advances to the next record. Blank lines are skipped; they carry no data.
     pub(crate) fn next_record(&mut self) -> io::Result<Scan> {
         if !self.started {
@@ -127,35 +152,36 @@ impl<R: Read> CsvScanner<R> {
                 continue;
             }
             let avail = &self.buf[self.pos..self.end];
-            let (line_len, terminated) = match memchr(b'\n', avail) {
-                Some(i) => (i, true),
-                None if self.eof => (avail.len(), false),
-                None => {
+            self.fields.clear();
+            let plain = match split_line(avail, self.pos, &mut self.fields) {
+                Split::Line(len) => Some((len, true)),
+                Split::Incomplete(start) if self.eof => {
+                    self.fields.push((start, self.end));
+                    Some((avail.len(), false))
+                }
+                Split::Incomplete(_) => {
                     if let Some(scan) = self.refill_or_refuse()? {
                         return Ok(scan);
                     }
                     continue;
                 }
+                Split::Quote => None,
             };
-            let content = match &avail[..line_len] {
-                [rest @ .., b'\r'] => rest,
-                all => all,
-            };
-            let consumed = line_len + usize::from(terminated);
-            if content.is_empty() {
-                self.pos += consumed;
-                self.next_line += 1;
-                continue;
-            }
-            if memchr(b'"', content).is_none() {
-                let base = self.pos;
-                self.fields.clear();
-                let mut start = base;
-                for comma in memchr_iter(b',', content) {
-                    self.fields.push((start, base + comma));
-                    start = base + comma + 1;
+            if let Some((line_len, terminated)) = plain {
+                let consumed = line_len + usize::from(terminated);
+                let mut content_end = self.pos + line_len;
+                if avail[..line_len].ends_with(b"\r") {
+                    content_end -= 1;
+                    if let Some(last) = self.fields.last_mut() {
+                        last.1 = content_end;
+                    }
                 }
-                self.fields.push((start, base + content.len()));
+                if content_end == self.pos {
+                    self.pos += consumed;
+                    self.next_line += 1;
+                    continue;
+                }
+                self.record = (self.pos, content_end);
                 self.in_scratch = false;
                 self.pos += consumed;
                 let line = self.next_line;
@@ -165,6 +191,7 @@ impl<R: Read> CsvScanner<R> {
             match self.scan_quoted() {
                 Quoted::Done { consumed, newlines } => {
                     self.in_scratch = true;
+                    self.record = (0, self.scratch.len());
                     self.pos += consumed;
                     let line = self.next_line;
                     self.next_line += newlines.max(1);
@@ -391,6 +418,96 @@ impl<R: Read> CsvScanner<R> {
             }
         }
     }
+}
+
+/// A record whose bytes are known to be UTF-8.
+pub(crate) struct Record<'a> {
+    text: &'a str,
+    origin: usize,
+    fields: &'a [(usize, usize)],
+}
+
+impl<'a> Record<'a> {
+    /// Field `i`; empty when there is no such field. Fields split at ASCII commas, which are
+    /// always character boundaries, so the slice never fails in practice.
+    #[inline]
+    pub(crate) fn get(&self, i: usize) -> &'a str {
+        self.fields
+            .get(i)
+            .and_then(|&(s, e)| {
+                self.text
+                    .get(s.checked_sub(self.origin)?..e.checked_sub(self.origin)?)
+            })
+            .unwrap_or("")
+    }
+}
+
+enum Split {
+    /// A line of this many bytes (without the `\n`), split into fields.
+    Line(usize),
+    /// The line holds a quote before its end: it needs the RFC 4180 path.
+    Quote,
+    /// No line end in the data; the last field starts at this absolute position.
+    Incomplete(usize),
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
+
+/// Bit 7 of each byte of `word` that equals `byte`, exactly (no carries between bytes, unlike
+/// the shorter has-zero-byte trick).
+#[inline(always)]
+fn byte_mask(word: u64, byte: u8) -> u64 {
+    let x = word ^ (ONES * u64::from(byte));
+    !((((x & LOW7).wrapping_add(LOW7)) | x) | LOW7)
+}
+
+/// Splits one line at its commas in a single pass, eight bytes at a time: commas, quotes and
+/// the line end are found together, so a typical trade line costs one scan and no calls.
+/// Field ranges are pushed as absolute positions (`base` + offset).
+#[inline]
+fn split_line(data: &[u8], base: usize, fields: &mut Vec<(usize, usize)>) -> Split {
+    let mut start = base;
+    let mut i = 0;
+    while let Some(chunk) = data.get(i..i + 8) {
+        let word = u64::from_le_bytes(<[u8; 8]>::try_from(chunk).unwrap_or_default());
+        let stops = byte_mask(word, b'\n') | byte_mask(word, b'"');
+        let mut commas = byte_mask(word, b',');
+        if stops != 0 {
+            // Only the commas before the first stop belong to this line.
+            commas &= stops ^ (stops - 1);
+        }
+        while commas != 0 {
+            let at = base + i + (commas.trailing_zeros() / 8) as usize;
+            fields.push((start, at));
+            start = at + 1;
+            commas &= commas - 1;
+        }
+        if stops != 0 {
+            let at = i + (stops.trailing_zeros() / 8) as usize;
+            if data.get(at) == Some(&b'\n') {
+                fields.push((start, base + at));
+                return Split::Line(at);
+            }
+            return Split::Quote;
+        }
+        i += 8;
+    }
+    for (j, &b) in data.get(i..).unwrap_or(&[]).iter().enumerate() {
+        match b {
+            b',' => {
+                fields.push((start, base + i + j));
+                start = base + i + j + 1;
+            }
+            b'\n' => {
+                fields.push((start, base + i + j));
+                return Split::Line(i + j);
+            }
+            b'"' => return Split::Quote,
+            _ => {}
+        }
+    }
+    Split::Incomplete(start)
 }
 
 fn strip_cr(bytes: &[u8]) -> &[u8] {
@@ -622,6 +739,23 @@ mod tests {
         assert_eq!(scan(b"a,b\r", 1), vec![rec(1, &["a", "b"])]);
         assert_eq!(scan(b"", 1), vec![]);
         assert_eq!(scan(b"\xEF\xBB", 1), vec![rec(1, &["\u{FFFD}"])]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn unquoted_input_splits_like_lines_and_commas(
+            text in "[ab,\r\n]{0,80}",
+            chunk in 1usize..20,
+        ) {
+            let expected: Vec<_> = text
+                .split('\n')
+                .enumerate()
+                .map(|(i, l)| (i as u64 + 1, l.strip_suffix('\r').unwrap_or(l)))
+                .filter(|(_, l)| !l.is_empty())
+                .map(|(i, l)| rec(i, &l.split(',').collect::<Vec<_>>()))
+                .collect();
+            proptest::prop_assert_eq!(scan(text.as_bytes(), chunk), expected);
+        }
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::path::Path;
 
 use crate::csvscan::{optional, required, Column};
 use crate::fields::{
-    decimal_reason, id_problem, is_rfc3339, parse_i64, DATE_REASON, TIMESTAMP_REASON,
+    decimal_reason, id_problem, is_rfc3339_with, parse_i64, DATE_REASON, TIMESTAMP_REASON,
 };
 use crate::model::{BusinessDate, Location, RowError, TradeFields};
 use crate::money::{Decimal, DecimalError};
@@ -152,8 +152,36 @@ impl Bad {
     }
 }
 
+/// The last business date that passed the calendar check. All trades of a file normally share
+/// one date, so comparing ten bytes replaces the parse on nearly every row.
+#[derive(Default)]
+struct DateMemo {
+    last_valid: [u8; 10],
+    set: bool,
+    /// The same for the date part of `executed_at`, which may differ from the business date.
+    executed: Option<Box<DateMemo>>,
+}
+
+impl DateMemo {
+    fn is_valid(&mut self, text: &str) -> bool {
+        if self.set && text.as_bytes() == self.last_valid {
+            return true;
+        }
+        if BusinessDate::parse(text).is_none() {
+            return false;
+        }
+        // A valid date is exactly ten bytes.
+        if let Ok(bytes) = <[u8; 10]>::try_from(text.as_bytes()) {
+            self.last_valid = bytes;
+            self.set = true;
+        }
+        true
+    }
+}
+
 /// The checks every format applies to a row's text fields.
 fn check_text(
+    dates: &mut DateMemo,
     trade_id: &str,
     business_date: &str,
     instrument: &str,
@@ -171,11 +199,12 @@ fn check_text(
             return Err(Bad::new(column, text, reason));
         }
     }
-    if BusinessDate::parse(business_date).is_none() {
+    if !dates.is_valid(business_date) {
         return Err(Bad::new(BUSINESS_DATE, business_date, DATE_REASON));
     }
     if let Some(at) = executed_at {
-        if !is_rfc3339(at) {
+        let memo = dates.executed.get_or_insert_with(Default::default);
+        if !is_rfc3339_with(at, |date| memo.is_valid(date)) {
             return Err(Bad::new(EXECUTED_AT, at, TIMESTAMP_REASON));
         }
     }

@@ -5,9 +5,9 @@ use std::fs::File;
 use std::path::Path;
 
 use super::{
-    check_text, optional_text, price_from_text, quantity_from_text, Bad, ReadStats, TradeSink,
-    BUSINESS_DATE, BUYER, EXECUTED_AT, INSTRUMENT, PRICE, QUANTITY, SELLER, TRADE_COLUMNS,
-    TRADE_ID,
+    check_text, optional_text, price_from_text, quantity_from_text, Bad, DateMemo, ReadStats,
+    TradeSink, BUSINESS_DATE, BUYER, EXECUTED_AT, INSTRUMENT, PRICE, QUANTITY, SELLER,
+    TRADE_COLUMNS, TRADE_ID,
 };
 use crate::csvscan::{read_header, width_error, CsvScanner, Scan};
 use crate::fields::UTF8_REASON;
@@ -44,6 +44,7 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
         column(QUANTITY),
         column(EXECUTED_AT),
     ];
+    let mut dates = DateMemo::default();
     loop {
         let line = match scanner.next_record().map_err(io_error)? {
             Scan::End => break,
@@ -63,7 +64,7 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
             ));
             continue;
         }
-        match decode(&scanner, &index, line, sink) {
+        match decode(&scanner, &index, &mut dates, line, sink) {
             Ok(()) => {}
             Err((bad, trade_id)) => sink.bad_row(bad.into_row_error(path, line, &trade_id)),
         }
@@ -77,22 +78,24 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
 fn decode<R: std::io::Read, S: TradeSink>(
     scanner: &CsvScanner<R>,
     index: &[usize; 8],
+    dates: &mut DateMemo,
     line: u64,
     sink: &mut S,
 ) -> Result<(), (Bad, String)> {
-    let mut text = [""; 8];
-    for (k, slot) in text.iter_mut().enumerate() {
-        match scanner.field_str(index[k]) {
-            Ok(t) => *slot = t,
-            Err(shown) => {
-                let trade_id = scanner.field_str(index[TRADE_ID]).unwrap_or("");
-                return Err((Bad::new(k, &shown, UTF8_REASON), trade_id.to_owned()));
-            }
+    let record = match scanner.record() {
+        Ok(record) => record,
+        Err(field) => {
+            let k = index.iter().position(|&i| i == field).unwrap_or(TRADE_ID);
+            let shown = scanner.field_str(field).err().unwrap_or_default();
+            let trade_id = scanner.field_str(index[TRADE_ID]).unwrap_or("");
+            return Err((Bad::new(k, &shown, UTF8_REASON), trade_id.to_owned()));
         }
-    }
+    };
+    let text = index.map(|i| record.get(i));
     let [trade_id, business_date, instrument, buyer, seller, price, quantity, executed_at] = text;
     let executed_at = optional_text(executed_at);
     let fields = check_text(
+        dates,
         trade_id,
         business_date,
         instrument,

@@ -15,9 +15,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    check_text, price_error, price_from_text, quantity_from_text, Bad, ReadStats, TradeSink,
-    BUSINESS_DATE, BUYER, EXECUTED_AT, INSTRUMENT, PRICE, QUANTITY, SELLER, TRADE_COLUMNS,
-    TRADE_COLUMN_NAMES, TRADE_ID,
+    check_text, price_error, price_from_text, quantity_from_text, Bad, DateMemo, ReadStats,
+    TradeSink, BUSINESS_DATE, BUYER, EXECUTED_AT, INSTRUMENT, PRICE, QUANTITY, SELLER,
+    TRADE_COLUMNS, TRADE_COLUMN_NAMES, TRADE_ID,
 };
 use crate::fields::{decimal_from_json_number, UTF8_REASON};
 use crate::model::{Location, RowError, TradeFields};
@@ -36,6 +36,7 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
     let file = File::open(path).map_err(io_error)?;
     let mut lines = Lines::new(file);
     let mut owned: [String; 8] = Default::default();
+    let mut dates = DateMemo::default();
     let mut stats = ReadStats::default();
     loop {
         let (line, bytes) = match lines.next_line().map_err(io_error)? {
@@ -69,7 +70,7 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
             continue;
         }
         stats.rows += 1;
-        if let Err(error) = decode(text, &mut owned, path, line, sink) {
+        if let Err(error) = decode(text, &mut owned, &mut dates, path, line, sink) {
             sink.bad_row(*error);
         }
     }
@@ -91,6 +92,7 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
 fn decode<S: TradeSink>(
     text: &str,
     owned: &mut [String; 8],
+    dates: &mut DateMemo,
     path: &Path,
     line: u64,
     sink: &mut S,
@@ -148,7 +150,7 @@ fn decode<S: TradeSink>(
             other => other,
         })
     };
-    let fields = fields(&value).map_err(|bad| {
+    let fields = fields(&value, dates).map_err(|bad| {
         let trade_id = match value(TRADE_ID) {
             Some(Json::Str(s) | Json::Num(s)) => s,
             _ => "",
@@ -159,7 +161,10 @@ fn decode<S: TradeSink>(
     Ok(())
 }
 
-fn fields<'a>(value: &impl Fn(usize) -> Option<Json<'a>>) -> Result<TradeFields<'a>, Bad> {
+fn fields<'a>(
+    value: &impl Fn(usize) -> Option<Json<'a>>,
+    dates: &mut DateMemo,
+) -> Result<TradeFields<'a>, Bad> {
     let text = |k: usize| -> Result<&'a str, Bad> {
         match value(k) {
             Some(Json::Str(s)) => Ok(s),
@@ -185,6 +190,7 @@ fn fields<'a>(value: &impl Fn(usize) -> Option<Json<'a>>) -> Result<TradeFields<
         other => return Err(wrong_type(EXECUTED_AT, other, "a string or null")),
     };
     check_text(
+        dates,
         trade_id,
         business_date,
         instrument,

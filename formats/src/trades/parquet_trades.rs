@@ -28,8 +28,8 @@ use arrow_schema::{DataType, TimeUnit};
 use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
 
 use super::{
-    check_text, optional_text, price_error, price_from_text, quantity_from_text, Bad, ReadStats,
-    TradeSink, BUSINESS_DATE, BUYER, EXECUTED_AT, INSTRUMENT, PRICE, QUANTITY, SELLER,
+    check_text, optional_text, price_error, price_from_text, quantity_from_text, Bad, DateMemo,
+    ReadStats, TradeSink, BUSINESS_DATE, BUYER, EXECUTED_AT, INSTRUMENT, PRICE, QUANTITY, SELLER,
     TRADE_COLUMNS, TRADE_ID,
 };
 use crate::fields::{format_days, format_timestamp, IntError, UTF8_REASON};
@@ -73,6 +73,7 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
         }
     };
     let mut buffers: [String; 6] = Default::default();
+    let mut dates = DateMemo::default();
     for batch in reader {
         let first = stats.rows + 1;
         let batch = match batch {
@@ -109,7 +110,8 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
         for row in 0..batch.num_rows() {
             let line = stats.rows + 1;
             stats.rows += 1;
-            if let Err((bad, trade_id)) = columns.decode(row, line, &mut buffers, sink) {
+            if let Err((bad, trade_id)) = columns.decode(row, line, &mut buffers, &mut dates, sink)
+            {
                 sink.bad_row(bad.into_row_error(path, line, &trade_id));
             }
         }
@@ -232,10 +234,12 @@ struct Columns<'a> {
 
 impl<'a> Columns<'a> {
     fn of(batch: &'a RecordBatch, positions: &[Option<usize>; 8]) -> Option<Columns<'a>> {
+        // Row indexes below the batch's row count are then valid in every column.
         let column = |k: usize| -> Option<&'a dyn Array> {
             positions[k]
                 .and_then(|i| batch.columns().get(i))
                 .map(|c| c.as_ref())
+                .filter(|c| c.len() == batch.num_rows())
         };
         Some(Columns {
             trade_id: TextCol::of(column(TRADE_ID)?)?,
@@ -257,6 +261,7 @@ impl<'a> Columns<'a> {
         row: usize,
         line: u64,
         buffers: &mut [String; 6],
+        dates: &mut DateMemo,
         sink: &mut S,
     ) -> Result<(), (Bad, String)> {
         let [b_id, b_date, b_instrument, b_buyer, b_seller, b_executed] = buffers;
@@ -286,6 +291,7 @@ impl<'a> Columns<'a> {
             None => None,
         };
         check_text(
+            dates,
             trade_id,
             business_date,
             instrument,
@@ -313,9 +319,35 @@ impl<'a> Columns<'a> {
     }
 }
 
+/// Null checks without a dynamic call per row when the column has no nulls (the usual case).
+#[derive(Clone, Copy)]
+struct Nulls<'a> {
+    array: &'a dyn Array,
+    any: bool,
+}
+
+impl<'a> Nulls<'a> {
+    fn of(array: &'a dyn Array) -> Nulls<'a> {
+        Nulls {
+            array,
+            any: array.null_count() > 0,
+        }
+    }
+
+    #[inline]
+    fn is_null(&self, row: usize) -> bool {
+        self.any && self.array.is_null(row)
+    }
+}
+
 /// A column read as text: strings in place, numbers, dates and timestamps formatted into a
 /// per-column buffer that is reused from row to row.
-enum TextCol<'a> {
+struct TextCol<'a> {
+    nulls: Nulls<'a>,
+    kind: TextKind<'a>,
+}
+
+enum TextKind<'a> {
     Utf8(&'a StringArray),
     LargeUtf8(&'a LargeStringArray),
     View(&'a StringViewArray),
@@ -324,18 +356,18 @@ enum TextCol<'a> {
     Date32(&'a Date32Array),
     Date64(&'a Date64Array),
     /// Values and the number of units per second.
-    Timestamp(&'a dyn Array, &'a [i64], i64),
+    Timestamp(&'a [i64], i64),
 }
 
 impl<'a> TextCol<'a> {
     fn of(array: &'a dyn Array) -> Option<TextCol<'a>> {
-        Some(match array.data_type() {
-            DataType::Utf8 => TextCol::Utf8(array.as_string_opt::<i32>()?),
-            DataType::LargeUtf8 => TextCol::LargeUtf8(array.as_string_opt::<i64>()?),
-            DataType::Utf8View => TextCol::View(array.as_string_view_opt()?),
-            DataType::Binary => TextCol::Binary(array.as_binary_opt::<i32>()?),
-            DataType::Date32 => TextCol::Date32(array.as_primitive_opt::<Date32Type>()?),
-            DataType::Date64 => TextCol::Date64(array.as_primitive_opt::<Date64Type>()?),
+        let kind = match array.data_type() {
+            DataType::Utf8 => TextKind::Utf8(array.as_string_opt::<i32>()?),
+            DataType::LargeUtf8 => TextKind::LargeUtf8(array.as_string_opt::<i64>()?),
+            DataType::Utf8View => TextKind::View(array.as_string_view_opt()?),
+            DataType::Binary => TextKind::Binary(array.as_binary_opt::<i32>()?),
+            DataType::Date32 => TextKind::Date32(array.as_primitive_opt::<Date32Type>()?),
+            DataType::Date64 => TextKind::Date64(array.as_primitive_opt::<Date64Type>()?),
             DataType::Timestamp(unit, _) => {
                 let (values, per_second): (&[i64], i64) = match unit {
                     TimeUnit::Second => {
@@ -360,9 +392,13 @@ impl<'a> TextCol<'a> {
                         1_000_000_000,
                     ),
                 };
-                TextCol::Timestamp(array, values, per_second)
+                TextKind::Timestamp(values, per_second)
             }
-            _ => TextCol::Int(IntCol::of(array)?),
+            _ => TextKind::Int(IntCol::of(array)?),
+        };
+        Some(TextCol {
+            nulls: Nulls::of(array),
+            kind,
         })
     }
 
@@ -376,27 +412,18 @@ impl<'a> TextCol<'a> {
             .ok_or_else(|| Bad::new(column, "", "is null"))
     }
 
-    /// The row's text, `None` when it is null.
+    /// The row's text, `None` when it is null. `row` is below the batch's row count, which
+    /// [`Columns::of`] checked every column has.
+    #[inline]
     fn get<'b>(
         &'b self,
         row: usize,
         column: usize,
         buffer: &'b mut String,
     ) -> Result<Option<&'b str>, Bad> {
-        let array: &dyn Array = match self {
-            TextCol::Utf8(a) => *a,
-            TextCol::LargeUtf8(a) => *a,
-            TextCol::View(a) => *a,
-            TextCol::Binary(a) => *a,
-            TextCol::Int(c) => c.array(),
-            TextCol::Date32(a) => *a,
-            TextCol::Date64(a) => *a,
-            TextCol::Timestamp(a, _, _) => *a,
-        };
-        if row >= array.len() || array.is_null(row) {
+        if self.nulls.is_null(row) {
             return Ok(None);
         }
-        buffer.clear();
         let out_of_range = |value: i64| {
             Bad::new(
                 column,
@@ -404,33 +431,36 @@ impl<'a> TextCol<'a> {
                 "is out of the calendar's range (years 1 to 9999)",
             )
         };
-        Ok(Some(match self {
-            TextCol::Utf8(a) => a.value(row),
-            TextCol::LargeUtf8(a) => a.value(row),
-            TextCol::View(a) => a.value(row),
-            TextCol::Binary(a) => {
+        Ok(Some(match &self.kind {
+            TextKind::Utf8(a) => a.value(row),
+            TextKind::LargeUtf8(a) => a.value(row),
+            TextKind::View(a) => a.value(row),
+            TextKind::Binary(a) => {
                 let bytes = a.value(row);
                 std::str::from_utf8(bytes)
                     .map_err(|_| Bad::new(column, &String::from_utf8_lossy(bytes), UTF8_REASON))?
             }
-            TextCol::Int(c) => {
-                let value = c.get(row).unwrap_or_default();
+            TextKind::Int(c) => {
+                buffer.clear();
                 // Writing into a String cannot fail.
-                let _ = write!(buffer, "{value}");
+                let _ = write!(buffer, "{}", c.value(row));
                 buffer
             }
-            TextCol::Date32(a) => {
+            TextKind::Date32(a) => {
+                buffer.clear();
                 let days = i64::from(a.value(row));
                 format_days(days, buffer).ok_or_else(|| out_of_range(days))?;
                 buffer
             }
-            TextCol::Date64(a) => {
+            TextKind::Date64(a) => {
+                buffer.clear();
                 let millis = a.value(row);
                 format_days(millis.div_euclid(86_400_000), buffer)
                     .ok_or_else(|| out_of_range(millis))?;
                 buffer
             }
-            TextCol::Timestamp(_, values, per_second) => {
+            TextKind::Timestamp(values, per_second) => {
+                buffer.clear();
                 let value = values.get(row).copied().unwrap_or_default();
                 format_timestamp(value, *per_second, buffer).ok_or_else(|| out_of_range(value))?;
                 buffer
@@ -466,26 +496,10 @@ impl<'a> IntCol<'a> {
         })
     }
 
-    fn array(&self) -> &'a dyn Array {
+    /// The value at `row` (below the batch's row count), whatever is under a null.
+    #[inline]
+    fn value(&self, row: usize) -> i128 {
         match self {
-            IntCol::I8(a) => *a,
-            IntCol::I16(a) => *a,
-            IntCol::I32(a) => *a,
-            IntCol::I64(a) => *a,
-            IntCol::U8(a) => *a,
-            IntCol::U16(a) => *a,
-            IntCol::U32(a) => *a,
-            IntCol::U64(a) => *a,
-        }
-    }
-
-    /// The value at `row`, `None` when null or past the end.
-    fn get(&self, row: usize) -> Option<i128> {
-        let array = self.array();
-        if row >= array.len() || array.is_null(row) {
-            return None;
-        }
-        Some(match self {
             IntCol::I8(a) => i128::from(a.value(row)),
             IntCol::I16(a) => i128::from(a.value(row)),
             IntCol::I32(a) => i128::from(a.value(row)),
@@ -494,11 +508,16 @@ impl<'a> IntCol<'a> {
             IntCol::U16(a) => i128::from(a.value(row)),
             IntCol::U32(a) => i128::from(a.value(row)),
             IntCol::U64(a) => i128::from(a.value(row)),
-        })
+        }
     }
 }
 
-enum PriceCol<'a> {
+struct PriceCol<'a> {
+    nulls: Nulls<'a>,
+    kind: PriceKind<'a>,
+}
+
+enum PriceKind<'a> {
     Decimal32(&'a PrimitiveArray<Decimal32Type>, u32),
     Decimal64(&'a PrimitiveArray<Decimal64Type>, u32),
     Decimal128(&'a PrimitiveArray<Decimal128Type>, u32),
@@ -509,41 +528,42 @@ enum PriceCol<'a> {
 impl<'a> PriceCol<'a> {
     fn of(array: &'a dyn Array) -> Option<PriceCol<'a>> {
         let scale = |s: i8| u32::try_from(s).ok();
-        Some(match array.data_type() {
-            DataType::Decimal32(_, s) => PriceCol::Decimal32(array.as_primitive_opt()?, scale(*s)?),
-            DataType::Decimal64(_, s) => PriceCol::Decimal64(array.as_primitive_opt()?, scale(*s)?),
+        let kind = match array.data_type() {
+            DataType::Decimal32(_, s) => {
+                PriceKind::Decimal32(array.as_primitive_opt()?, scale(*s)?)
+            }
+            DataType::Decimal64(_, s) => {
+                PriceKind::Decimal64(array.as_primitive_opt()?, scale(*s)?)
+            }
             DataType::Decimal128(_, s) => {
-                PriceCol::Decimal128(array.as_primitive_opt()?, scale(*s)?)
+                PriceKind::Decimal128(array.as_primitive_opt()?, scale(*s)?)
             }
             DataType::Decimal256(_, s) => {
-                PriceCol::Decimal256(array.as_primitive_opt()?, scale(*s)?)
+                PriceKind::Decimal256(array.as_primitive_opt()?, scale(*s)?)
             }
-            t if is_text(t) => PriceCol::Text(TextCol::of(array)?),
+            t if is_text(t) => PriceKind::Text(TextCol::of(array)?),
             _ => return None,
+        };
+        Some(PriceCol {
+            nulls: Nulls::of(array),
+            kind,
         })
     }
 
+    #[inline]
     fn get(&self, row: usize) -> Result<Decimal, Bad> {
-        let array: &dyn Array = match self {
-            PriceCol::Decimal32(a, _) => *a,
-            PriceCol::Decimal64(a, _) => *a,
-            PriceCol::Decimal128(a, _) => *a,
-            PriceCol::Decimal256(a, _) => *a,
-            PriceCol::Text(c) => {
-                let mut unused = String::new();
-                let text = c.required(row, PRICE, &mut unused)?;
-                return price_from_text(text);
-            }
-        };
-        if row >= array.len() || array.is_null(row) {
+        if self.nulls.is_null(row) {
             return Err(Bad::new(PRICE, "", "is null"));
         }
-        let (unscaled, scale) = match self {
-            PriceCol::Decimal32(a, s) => (Some(i128::from(a.value(row))), *s),
-            PriceCol::Decimal64(a, s) => (Some(i128::from(a.value(row))), *s),
-            PriceCol::Decimal128(a, s) => (Some(a.value(row)), *s),
-            PriceCol::Decimal256(a, s) => (a.value(row).to_i128(), *s),
-            PriceCol::Text(_) => (None, 0),
+        let (unscaled, scale) = match &self.kind {
+            PriceKind::Decimal32(a, s) => (Some(i128::from(a.value(row))), *s),
+            PriceKind::Decimal64(a, s) => (Some(i128::from(a.value(row))), *s),
+            PriceKind::Decimal128(a, s) => (Some(a.value(row)), *s),
+            PriceKind::Decimal256(a, s) => (a.value(row).to_i128(), *s),
+            PriceKind::Text(c) => {
+                let mut unused = String::new();
+                return price_from_text(c.required(row, PRICE, &mut unused)?);
+            }
         };
         let shown = || match unscaled {
             Some(u) => crate::money::format_scaled(u, scale),
@@ -551,31 +571,57 @@ impl<'a> PriceCol<'a> {
         };
         unscaled
             .ok_or(DecimalError::TooLarge)
-            .and_then(|u| Decimal::from_unscaled(u, scale))
+            .and_then(|u| decimal_from_unscaled(u, scale))
             .map_err(|e| price_error(&shown(), e))
     }
 }
 
-enum QuantityCol<'a> {
+/// [`Decimal::from_unscaled`], with the trailing zeros stripped in 64-bit arithmetic first:
+/// a 128-bit remainder is a library call, and prices carry trailing zeros at a fixed scale.
+#[inline]
+fn decimal_from_unscaled(unscaled: i128, scale: u32) -> Result<Decimal, DecimalError> {
+    let Ok(mut mantissa) = i64::try_from(unscaled) else {
+        return Decimal::from_unscaled(unscaled, scale);
+    };
+    let mut scale = scale;
+    while scale > 0 && mantissa % 10 == 0 && mantissa != 0 {
+        mantissa /= 10;
+        scale -= 1;
+    }
+    Decimal::from_unscaled(i128::from(mantissa), scale)
+}
+
+struct QuantityCol<'a> {
+    nulls: Nulls<'a>,
+    kind: QuantityKind<'a>,
+}
+
+enum QuantityKind<'a> {
     Int(IntCol<'a>),
     Text(TextCol<'a>),
 }
 
 impl<'a> QuantityCol<'a> {
     fn of(array: &'a dyn Array) -> Option<QuantityCol<'a>> {
-        match IntCol::of(array) {
-            Some(ints) => Some(QuantityCol::Int(ints)),
-            None if is_text(array.data_type()) => Some(QuantityCol::Text(TextCol::of(array)?)),
-            None => None,
-        }
+        let kind = match IntCol::of(array) {
+            Some(ints) => QuantityKind::Int(ints),
+            None if is_text(array.data_type()) => QuantityKind::Text(TextCol::of(array)?),
+            None => return None,
+        };
+        Some(QuantityCol {
+            nulls: Nulls::of(array),
+            kind,
+        })
     }
 
+    #[inline]
     fn get(&self, row: usize) -> Result<i64, Bad> {
-        match self {
-            QuantityCol::Int(ints) => {
-                let value = ints
-                    .get(row)
-                    .ok_or_else(|| Bad::new(QUANTITY, "", "is null"))?;
+        if self.nulls.is_null(row) {
+            return Err(Bad::new(QUANTITY, "", "is null"));
+        }
+        match &self.kind {
+            QuantityKind::Int(ints) => {
+                let value = ints.value(row);
                 i64::try_from(value).map_err(|_| {
                     Bad::new(
                         QUANTITY,
@@ -584,7 +630,7 @@ impl<'a> QuantityCol<'a> {
                     )
                 })
             }
-            QuantityCol::Text(c) => {
+            QuantityKind::Text(c) => {
                 let mut unused = String::new();
                 quantity_from_text(c.required(row, QUANTITY, &mut unused)?)
             }
