@@ -128,7 +128,8 @@
 //!   last records of an unsealed journal, or to a seal record, after they were synced looks
 //!   like a torn write and is truncated (and reported; a truncated seal leaves the journal
 //!   unsealed);
-//! - an all-zero last segment file (created ahead of time, never used) is removed.
+//! - a last segment file with neither a valid header nor records (created ahead of time and
+//!   never used, or its header write torn) is removed.
 //!
 //! [`verify`] and [`read_all`] change nothing and are strict: a torn tail is an error there too
 //! (open the journal first to recover it).
@@ -237,7 +238,8 @@ pub struct RecoveryReport {
     pub sealed: bool,
     /// The torn tail that was zeroed, if any.
     pub truncated: Option<TruncatedTail>,
-    /// An all-zero last segment file (created in advance, never used) that was removed.
+    /// A last segment file without header or records (created in advance, never used) that
+    /// was removed.
     pub removed_unused_segment: Option<PathBuf>,
 }
 

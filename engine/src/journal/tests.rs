@@ -648,6 +648,24 @@ fn unused_preallocated_segment_is_removed_on_open() {
     );
     drop(journal);
     assert_eq!(verify(dir.path()).expect("verify").records, 3);
+
+    // The same with a torn header: garbage in the header, nothing after it.
+    let mut torn = vec![0u8; 4096];
+    torn[..20].fill(0xEE);
+    fs::write(&spare, &torn).expect("write");
+    let (journal, report) = Journal::open(dir.path(), small(SyncMode::Durable)).expect("open");
+    assert_eq!(
+        report.removed_unused_segment.as_deref(),
+        Some(spare.as_path())
+    );
+    journal
+        .appender()
+        .append(b"more")
+        .expect("append")
+        .wait()
+        .expect("ack");
+    drop(journal);
+    assert_eq!(verify(dir.path()).expect("verify").records, 4);
 }
 
 #[test]
