@@ -43,6 +43,12 @@ enum Command {
         #[arg(long)]
         skip_invalid: bool,
     },
+    /// Recompute every balance from the posted entries, check the custody invariant and
+    /// verify the journals; exit 6 naming each difference.
+    Audit {
+        #[arg(long, default_value = "./clearhouse-data")]
+        data_dir: PathBuf,
+    },
     /// Write a synthetic day directory, deterministic by seed (the input of the benchmarks).
     Gen {
         /// The day directory to create.
@@ -78,6 +84,9 @@ enum Format {
     Parquet,
 }
 
+/// Exit code of an audit that found differences.
+const AUDIT_DIFFERENCES: u8 = 6;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match dispatch(cli) {
@@ -109,6 +118,29 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             progress.finish();
             print_report(&report);
             Ok(report.status.exit_code() as u8)
+        }
+        Command::Audit { data_dir } => {
+            let report = clearhouse_engine::audit::audit(&data_dir)
+                .with_context(|| format!("auditing {}", data_dir.display()))?;
+            println!(
+                "clearhouse audit: {} batches, {} entries, {} balances, {} positions, {} bank/currency custody checks, {} journals ({} records)",
+                report.batches,
+                report.entries,
+                report.balances_checked,
+                report.positions_checked,
+                report.banks_checked,
+                report.journals_verified,
+                report.journal_records
+            );
+            for d in &report.differences {
+                println!("  DIFFERENCE: {d}");
+            }
+            if report.is_clean() {
+                println!("  clean");
+                Ok(0)
+            } else {
+                Ok(AUDIT_DIFFERENCES)
+            }
         }
         Command::Gen {
             out_dir,

@@ -5,6 +5,7 @@
 //! [`posting`] (on a [`book`]) → [`banks`] → [`instructions`] → [`outputs`]; [`day`] runs them
 //! for one day directory and [`ledger`] persists the result in one transaction.
 
+pub mod audit;
 pub mod banks;
 pub mod book;
 pub mod day;
