@@ -294,7 +294,9 @@ pub struct Appender {
 }
 
 /// An accepted append: [`AppendTicket::wait`] blocks until it is acknowledged (durable in
-/// [`SyncMode::Durable`]).
+/// [`SyncMode::Durable`]). It borrows its [`Appender`] (keep the appender in a variable while
+/// the ticket lives): a ticket that owned a reference count would add a second contended
+/// atomic operation to every append.
 #[must_use = "an append is only acknowledged once its ticket's wait returns Ok"]
 pub struct AppendTicket<'a> {
     shared: &'a Shared,

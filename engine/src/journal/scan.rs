@@ -109,6 +109,14 @@ struct SegmentScan<'a> {
     mode: Mode,
 }
 
+/// How the records of a segment ended.
+enum End {
+    /// With a segment-end or seal record.
+    Closed(RecordKind),
+    /// At the first record that is not valid at its place.
+    Defect(Defect),
+}
+
 impl SegmentScan<'_> {
     fn scan(
         &self,
@@ -117,62 +125,54 @@ impl SegmentScan<'_> {
         on_data: &mut dyn FnMut(u64, &[u8]),
     ) -> Result<(), JournalError> {
         let header = self.check_header(buf, out)?;
-        let limit = buf.len();
-        let mut off = SEGMENT_HEADER_LEN;
-        // Each iteration consumes one record (at least RECORD_HEADER_LEN bytes) or exits.
-        let (closing, defect) = loop {
-            match next_record(buf, off, limit, out) {
-                Ok((kind, seq, frame)) => {
-                    if kind == RecordKind::Data {
-                        let payload = &buf[off + RECORD_HEADER_LEN..][..frame.1];
-                        on_data(seq, payload);
-                        out.records += 1;
-                        out.payload_bytes += frame.1 as u64;
-                    }
-                    off += frame.0;
-                    if kind != RecordKind::Data {
-                        break (Some(kind), None);
-                    }
-                }
-                Err(defect) => break (None, Some(defect)),
-            }
-        };
+        let (off, end) = read_records(buf, out, on_data);
         out.segments += 1;
-        let tail = |ended| Tail {
+        let tail = Tail {
             number: self.number,
             path: self.path.to_path_buf(),
             size: header.size,
             end: off as u64,
-            ended,
+            ended: false,
         };
-        if let Some(kind) = closing {
-            if let Some(nz) = first_nonzero(&buf[off..]) {
-                return Err(corrupt(
-                    self.path,
-                    (off + nz) as u64,
-                    Defect::GarbageAfterEnd,
-                ));
+        match end {
+            End::Closed(kind) => {
+                if let Some(nz) = first_nonzero(&buf[off..]) {
+                    let offset = (off + nz) as u64;
+                    return Err(corrupt(self.path, offset, Defect::GarbageAfterEnd));
+                }
+                out.sealed = kind == RecordKind::Seal;
+                if self.is_last {
+                    let ended = kind == RecordKind::SegmentEnd;
+                    out.tail = Some(Tail { ended, ..tail });
+                }
+                Ok(())
             }
-            out.sealed = kind == RecordKind::Seal;
-            if self.is_last {
-                out.tail = Some(tail(kind == RecordKind::SegmentEnd));
-            }
-            return Ok(());
+            End::Defect(defect) => self.after_defect(buf, off, defect, tail, out),
         }
-        let defect = defect.expect("loop ends with a closing record or a defect");
-        let last_nonzero = last_nonzero(&buf[off..]).map(|i| off + i);
-        let Some(last_nonzero) = last_nonzero else {
+    }
+
+    /// Decides what the first invalid bytes at `off` are: the normal end (zeros), a torn tail
+    /// (recovery mode, last segment, nothing proves it was durable) or corruption.
+    fn after_defect(
+        &self,
+        buf: &[u8],
+        off: usize,
+        defect: Defect,
+        tail: Tail,
+        out: &mut ScanOutcome,
+    ) -> Result<(), JournalError> {
+        let Some(last_nonzero) = last_nonzero(&buf[off..]).map(|i| off + i) else {
             if !self.is_last {
                 return Err(corrupt(self.path, off as u64, Defect::MissingSegmentEnd));
             }
             // Zeros after the last record: the normal end of an open journal.
-            out.tail = Some(tail(false));
+            out.tail = Some(tail);
             return Ok(());
         };
         if !self.is_last {
             return Err(corrupt(self.path, off as u64, defect));
         }
-        let search = search_after(buf, off, limit);
+        let search = search_after(buf, off, buf.len());
         if let Some(witness) = search.durable_witness {
             let defect = Defect::CorruptDurable {
                 inner: Box::new(defect),
@@ -192,7 +192,7 @@ impl SegmentScan<'_> {
             end: last_nonzero as u64 + 1,
             records: search.records,
         });
-        out.tail = Some(tail(false));
+        out.tail = Some(tail);
         Ok(())
     }
 
@@ -225,6 +225,35 @@ impl SegmentScan<'_> {
         match mismatch {
             Some((off, defect)) => Err(corrupt(self.path, off, defect)),
             None => Ok(header),
+        }
+    }
+}
+
+/// Reads records from just after the segment header until a closing record or a defect,
+/// delivering data records. Returns the offset after the last valid record and how it ended.
+fn read_records(
+    buf: &mut [u8],
+    out: &mut ScanOutcome,
+    on_data: &mut dyn FnMut(u64, &[u8]),
+) -> (usize, End) {
+    let limit = buf.len();
+    let mut off = SEGMENT_HEADER_LEN;
+    // Each iteration consumes one record (at least RECORD_HEADER_LEN bytes) or returns.
+    loop {
+        match next_record(buf, off, limit, out) {
+            Ok((kind, seq, (frame_len, payload_len))) => {
+                if kind == RecordKind::Data {
+                    let payload = &buf[off + RECORD_HEADER_LEN..][..payload_len];
+                    on_data(seq, payload);
+                    out.records += 1;
+                    out.payload_bytes += payload_len as u64;
+                }
+                off += frame_len;
+                if kind != RecordKind::Data {
+                    return (off, End::Closed(kind));
+                }
+            }
+            Err(defect) => return (off, End::Defect(defect)),
         }
     }
 }
