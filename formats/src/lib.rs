@@ -1,15 +1,18 @@
-//! Clearhouse file formats: the only crate that knows CSV, JSON Lines, Parquet and TOML.
+//! Clearhouse file formats: the only crate that knows CSV, JSON Lines, Parquet, TOML and XML.
 //!
 //! Readers stream and report every bad row as a [`model::RowError`] (file, line, column, value,
 //! reason) instead of stopping at the first. Writers are deterministic: the same rows give
 //! byte-identical files.
 
+pub mod bankfiles;
+pub mod camt;
 mod csvscan;
 mod encode;
 mod fields;
 pub mod funds;
 pub mod model;
 pub mod money;
+pub mod recon_csv;
 pub mod reference;
 pub mod table;
 pub mod trades;
