@@ -75,6 +75,7 @@ fn refs_of(spec: &DaySpec) -> RefData {
                 Bank {
                     id: id.clone(),
                     custody_account: format!("CUS-{id}"),
+                    bic: None,
                 },
             )
         })
@@ -89,6 +90,7 @@ fn refs_of(spec: &DaySpec) -> RefData {
         shortfall_policy: ShortfallPolicy::Abort,
         securities_check: false,
         banks,
+        channels: None,
     };
     let members = spec
         .members

@@ -10,6 +10,7 @@ mod csvscan;
 mod encode;
 mod fields;
 pub mod funds;
+pub mod iso20022;
 pub mod model;
 pub mod money;
 pub mod recon_csv;

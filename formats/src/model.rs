@@ -76,6 +76,17 @@ pub fn is_valid_id(text: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
+/// The pattern of ISO 20022 `BICFIDec2014Identifier` (ISO 9362, 8 or 11 characters):
+/// `[A-Z0-9]{4}[A-Z]{2}[A-Z0-9]{2}([A-Z0-9]{3})?`.
+pub fn is_bic(text: &str) -> bool {
+    let b = text.as_bytes();
+    let alnum = |c: &u8| c.is_ascii_uppercase() || c.is_ascii_digit();
+    (b.len() == 8 || b.len() == 11)
+        && b[..4].iter().all(alnum)
+        && b[4..6].iter().all(u8::is_ascii_uppercase)
+        && b[6..].iter().all(alnum)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ShortfallPolicy {
     Abort,
@@ -87,6 +98,93 @@ pub enum ShortfallPolicy {
 pub struct Bank {
     pub id: String,
     pub custody_account: String,
+    /// The bank's BIC (ISO 9362), if platform.toml gives one: the bank files then identify the
+    /// bank by `BICFI` instead of by its id.
+    pub bic: Option<String>,
+}
+
+/// The channel of every instruction of a platform that declares no `[[channels]]`: the bank's
+/// default. A declared channel may not take this name.
+pub const DEFAULT_CHANNEL: &str = "default";
+
+/// How instructions are put on the platform's payment channels (`channel_policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ChannelPolicy {
+    /// Each instruction goes whole through the cheapest channel whose maximum fits it.
+    Route,
+    /// Each instruction goes through the cheapest channel; an amount above its maximum is
+    /// split into items of the maximum, the remainder last.
+    Split,
+}
+
+impl ChannelPolicy {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ChannelPolicy::Route => "route",
+            ChannelPolicy::Split => "split",
+        }
+    }
+}
+
+/// The per-item maximum of a payment channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChannelMax {
+    /// No maximum in any currency.
+    Unlimited,
+    /// The same number of units in every currency (`max_amount = "50000.00"`): at least one
+    /// whole unit; in a currency with fewer minor digits than the number has decimals it is
+    /// truncated toward zero, so the maximum is never exceeded.
+    Every(Decimal),
+    /// Per currency (`max_amount = { CNY = "50000.00", JPY = "5000000" }`), in minor units, each
+    /// > 0; a currency not listed has no maximum on this channel.
+    PerCurrency(BTreeMap<Currency, AmountMinor>),
+}
+
+/// One payment channel of platform.toml `[[channels]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    /// 1–32 characters of `[A-Za-z0-9_-]`, unique, not `default`.
+    pub name: String,
+    /// Lower is cheaper; ties are broken by name.
+    pub cost: u32,
+    pub max_amount: ChannelMax,
+}
+
+impl Channel {
+    /// The largest amount one item may carry in `currency`, in minor units; `None` when the
+    /// channel has no maximum there. Always ≥ 1 when present.
+    pub fn max_minor(&self, currency: Currency) -> Option<i64> {
+        match &self.max_amount {
+            ChannelMax::Unlimited => None,
+            ChannelMax::PerCurrency(table) => table.get(&currency).map(|a| a.0),
+            ChannelMax::Every(units) => Some(truncate_to_minor(*units, currency.minor_digits())),
+        }
+    }
+}
+
+/// `units` in minor units of a currency with `digits` minor digits, truncated toward zero,
+/// saturating at `i64::MAX` (a maximum that large is no maximum).
+fn truncate_to_minor(units: Decimal, digits: u32) -> i64 {
+    let mantissa = i128::from(units.mantissa);
+    let value = if digits >= units.scale {
+        10i128
+            .checked_pow(digits - units.scale)
+            .and_then(|f| mantissa.checked_mul(f))
+            .unwrap_or(i128::MAX)
+    } else {
+        10i128
+            .checked_pow(units.scale - digits)
+            .map_or(0, |f| mantissa / f)
+    };
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The payment channels of a platform and the policy that uses them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channels {
+    pub policy: ChannelPolicy,
+    /// At least one; sorted cheapest first, ties by name.
+    pub channels: Vec<Channel>,
 }
 
 /// platform.toml (SPEC §2.1), validated.
@@ -103,6 +201,9 @@ pub struct Platform {
     pub securities_check: bool,
     /// Sorted by bank id.
     pub banks: BTreeMap<String, Bank>,
+    /// `None` when platform.toml declares no `[[channels]]`: every instruction goes through
+    /// the bank's default channel, whole.
+    pub channels: Option<Channels>,
 }
 
 impl Platform {
@@ -377,6 +478,17 @@ mod tests {
         assert!(BusinessDate::parse("2026-1-01").is_none());
         assert!(BusinessDate::parse("20261125").is_none());
         assert!(BusinessDate::parse("2026-11-25") < BusinessDate::parse("2026-11-26"));
+    }
+
+    #[test]
+    fn bics_follow_the_iso_pattern() {
+        assert!(is_bic("BANKCNBJ"));
+        assert!(is_bic("BANKCNBJXXX"));
+        assert!(is_bic("B0NKCN1J"));
+        assert!(!is_bic("BANKC1BJ"));
+        assert!(!is_bic("bankcnbj"));
+        assert!(!is_bic("BANKCNBJX"));
+        assert!(!is_bic(""));
     }
 
     #[test]

@@ -22,6 +22,8 @@ use crate::model::{
 use crate::money::{Currency, Decimal};
 use crate::{FormatError, Parsed};
 
+mod channels;
+
 /// Reads platform.toml. Unknown keys, missing required keys, a `delivery_bank` that is not a
 /// key of `[banks]`, or a policy other than `abort`/`cover` are errors naming the key.
 pub fn read_platform(path: &Path) -> Result<Result<Platform, Vec<RowError>>, FormatError> {
@@ -54,6 +56,8 @@ const PLATFORM_KEYS: &[&str] = &[
     "shortfall_policy",
     "securities_check",
     "banks",
+    "channel_policy",
+    "channels",
     // Issue 3 adds `[[tokens]]` (name, sha256, role); accepted and not interpreted yet so that
     // such files keep parsing.
     "tokens",
@@ -148,6 +152,8 @@ fn parse_platform(path: &Path, bytes: &[u8]) -> Result<Platform, Vec<RowError>> 
     let mut shortfall_policy = Some(ShortfallPolicy::Abort);
     let mut securities_check = Some(true);
     let mut banks: Option<BTreeMap<String, Bank>> = None;
+    let mut channel_policy = None;
+    let mut channel_list = None;
     for (key, value) in root.get_ref().iter() {
         let key_name: &str = key.get_ref();
         let at = key.span().start;
@@ -194,6 +200,12 @@ fn parse_platform(path: &Path, bytes: &[u8]) -> Result<Platform, Vec<RowError>> 
                 }
             }
             "banks" => banks = read_banks(&mut check, value),
+            "channel_policy" => {
+                channel_policy = channels::read_policy(&mut check, value).map(|p| (p, at));
+            }
+            "channels" => {
+                channel_list = channels::read_channels(&mut check, value).map(|c| (c, at));
+            }
             "tokens" => {
                 if !matches!(value.get_ref(), DeValue::Array(_)) {
                     check.error(
@@ -270,6 +282,8 @@ fn parse_platform(path: &Path, bytes: &[u8]) -> Result<Platform, Vec<RowError>> 
             }
         }
     }
+    let channels_present = root.get_ref().get("channels").is_some();
+    let channels = channels::combine(&mut check, channel_policy, channel_list, channels_present);
     if !check.errors.is_empty() {
         check.errors.sort();
         return Err(check.errors);
@@ -305,6 +319,7 @@ fn parse_platform(path: &Path, bytes: &[u8]) -> Result<Platform, Vec<RowError>> 
             shortfall_policy,
             securities_check,
             banks,
+            channels,
         }),
         // Every `None` above was reported when it was set or in the missing-key pass.
         _ => Err(vec![RowError::new(
@@ -351,17 +366,22 @@ fn read_banks(
             continue;
         };
         let mut custody = None;
+        let mut bic = None;
         for (field, value) in fields.iter() {
             let field_name: &str = field.get_ref();
             let full = format!("{key}.{field_name}");
             match field_name {
                 "custody_account" => custody = check.id(&full, value),
+                "bic" => {
+                    bic = channels::read_bic(check, &full, value);
+                    ok &= bic.is_some();
+                }
                 _ => {
                     check.error(
                         field.span().start,
                         &full,
                         "",
-                        "is not a known key (expected custody_account)",
+                        "is not a known key (expected custody_account or bic)",
                     );
                     ok = false;
                 }
@@ -374,6 +394,7 @@ fn read_banks(
                     Bank {
                         id: id_text.to_owned(),
                         custody_account,
+                        bic,
                     },
                 );
             }
