@@ -38,7 +38,7 @@ pub fn aggregate(
     outside: &BTreeMap<(String, String), i64>,
 ) -> Result<BankAggregation, EngineError> {
     let mut virtual_total: BTreeMap<(String, String), i128> = BTreeMap::new();
-    for ((account, currency), balance) in book.balances() {
+    for ((account, currency), balance) in &book.balances() {
         let bank = bank_of(account).ok_or_else(|| {
             EngineError::Invariant(format!("account {account} is held at no known bank"))
         })?;

@@ -6,6 +6,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rustc_hash::{FxHashMap, FxHashSet};
+
 use crate::ledger::{Balance, EntryLeg, Snapshot};
 use crate::EngineError;
 
@@ -28,6 +30,10 @@ pub mod kind {
     pub const DEPOSIT: &str = "deposit";
     pub const WITHDRAWAL: &str = "withdrawal";
     pub const SUSPENSE_ASSIGN: &str = "suspense_assign";
+    /// A failed pay-in or pay-out carried to the next cycle (reconciliation).
+    pub const CARRY: &str = "carry";
+    /// A withdrawal the bank returned, credited back to the member (reconciliation).
+    pub const WITHDRAWAL_RETURN: &str = "withdrawal_return";
 
     /// Kinds whose amounts are quantities of an instrument rather than money.
     pub fn is_quantity(kind: &str) -> bool {
@@ -38,12 +44,45 @@ pub mod kind {
 /// One leg of an entry to post: `(account, asset, amount)`.
 pub type Leg = (String, String, i64);
 
+/// Strings numbered in order of first appearance, so that the book's maps are keyed by
+/// integers: a day with a million positions must not compare string pairs on every lookup.
+#[derive(Debug, Clone, Default)]
+struct Interner {
+    ids: FxHashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn get(&self, name: &str) -> Option<u32> {
+        self.ids.get(name).copied()
+    }
+
+    fn intern(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.ids.insert(name.to_string(), id);
+        id
+    }
+
+    fn name(&self, id: u32) -> &str {
+        &self.names[id as usize]
+    }
+}
+
+/// `(account, asset)` as interned ids.
+type Key = (u32, u32);
+
 #[derive(Debug, Clone, Default)]
 pub struct Book {
-    balances: BTreeMap<(String, String), Balance>,
-    positions: BTreeMap<(String, String), i64>,
-    touched_balances: BTreeSet<(String, String)>,
-    touched_positions: BTreeSet<(String, String)>,
+    accounts: Interner,
+    assets: Interner,
+    balances: FxHashMap<Key, Balance>,
+    positions: FxHashMap<Key, i64>,
+    touched_balances: FxHashSet<Key>,
+    touched_positions: FxHashSet<Key>,
     /// Accounts outside the virtual ledger (custody accounts): their legs record where outside
     /// money came from, they hold no virtual balance.
     external: BTreeSet<String>,
@@ -52,17 +91,39 @@ pub struct Book {
 
 impl Book {
     pub fn from_snapshot(snapshot: &Snapshot, external: BTreeSet<String>) -> Book {
-        Book {
-            balances: snapshot.balances.clone(),
-            positions: snapshot.positions.clone(),
+        let mut book = Book {
             external,
             ..Book::default()
+        };
+        for ((account, asset), b) in &snapshot.balances {
+            let key = book.intern(account, asset);
+            book.balances.insert(key, *b);
         }
+        for ((account, asset), q) in &snapshot.positions {
+            let key = book.intern(account, asset);
+            book.positions.insert(key, *q);
+        }
+        book
+    }
+
+    fn intern(&mut self, account: &str, asset: &str) -> Key {
+        (self.accounts.intern(account), self.assets.intern(asset))
+    }
+
+    fn key(&self, account: &str, asset: &str) -> Option<Key> {
+        Some((self.accounts.get(account)?, self.assets.get(asset)?))
+    }
+
+    fn names(&self, key: &Key) -> (String, String) {
+        (
+            self.accounts.name(key.0).to_string(),
+            self.assets.name(key.1).to_string(),
+        )
     }
 
     pub fn balance(&self, account: &str, currency: &str) -> Balance {
-        self.balances
-            .get(&(account.to_string(), currency.to_string()))
+        self.key(account, currency)
+            .and_then(|k| self.balances.get(&k))
             .copied()
             .unwrap_or_default()
     }
@@ -74,18 +135,18 @@ impl Book {
     }
 
     pub fn position(&self, account: &str, instrument: &str) -> i64 {
-        self.positions
-            .get(&(account.to_string(), instrument.to_string()))
+        self.key(account, instrument)
+            .and_then(|k| self.positions.get(&k))
             .copied()
             .unwrap_or(0)
     }
 
-    pub fn balances(&self) -> &BTreeMap<(String, String), Balance> {
-        &self.balances
-    }
-
-    pub fn positions(&self) -> &BTreeMap<(String, String), i64> {
-        &self.positions
+    /// Every balance, sorted by account and currency.
+    pub fn balances(&self) -> BTreeMap<(String, String), Balance> {
+        self.balances
+            .iter()
+            .map(|(k, b)| (self.names(k), *b))
+            .collect()
     }
 
     pub fn legs(&self) -> &[EntryLeg] {
@@ -94,6 +155,21 @@ impl Book {
 
     pub fn into_legs(self) -> Vec<EntryLeg> {
         self.legs
+    }
+
+    /// Balances changed by this batch (final values).
+    pub fn changed_balances(&self) -> BTreeMap<(String, String), Balance> {
+        self.touched_balances
+            .iter()
+            .map(|k| (self.names(k), self.balances[k]))
+            .collect()
+    }
+
+    pub fn changed_positions(&self) -> BTreeMap<(String, String), i64> {
+        self.touched_positions
+            .iter()
+            .map(|k| (self.names(k), self.positions[k]))
+            .collect()
     }
 
     /// Moves `amount_minor` of an account's balance into (> 0) or out of (< 0) its frozen
@@ -106,8 +182,7 @@ impl Book {
         currency: &str,
         amount_minor: i64,
     ) -> Result<(), FreezeRefusal> {
-        let key = (account.to_string(), currency.to_string());
-        let current = self.balances.get(&key).copied().unwrap_or_default();
+        let current = self.balance(account, currency);
         let available = current.balance_minor - current.frozen_minor;
         if amount_minor > available {
             return Err(FreezeRefusal::NotAvailable {
@@ -119,24 +194,10 @@ impl Book {
                 frozen_minor: current.frozen_minor,
             });
         }
-        self.balances.entry(key.clone()).or_default().frozen_minor += amount_minor;
+        let key = self.intern(account, currency);
+        self.balances.entry(key).or_default().frozen_minor += amount_minor;
         self.touched_balances.insert(key);
         Ok(())
-    }
-
-    /// Balances changed by this batch (final values).
-    pub fn changed_balances(&self) -> BTreeMap<(String, String), Balance> {
-        self.touched_balances
-            .iter()
-            .map(|key| (key.clone(), self.balances[key]))
-            .collect()
-    }
-
-    pub fn changed_positions(&self) -> BTreeMap<(String, String), i64> {
-        self.touched_positions
-            .iter()
-            .map(|key| (key.clone(), self.positions[key]))
-            .collect()
     }
 
     /// Posts one entry: `legs` of `(account, asset, amount)`, which must sum to zero per asset.
@@ -162,11 +223,10 @@ impl Book {
             if self.external.contains(account) {
                 continue;
             }
-            let key = (account.clone(), asset.clone());
             let current = if quantity {
-                self.positions.get(&key).copied().unwrap_or(0)
+                self.position(account, asset)
             } else {
-                self.balances.get(&key).map_or(0, |b| b.balance_minor)
+                self.balance(account, asset).balance_minor
             };
             current
                 .checked_add(*amount)
@@ -188,12 +248,12 @@ impl Book {
             if self.external.contains(account) {
                 continue;
             }
-            let key = (account.clone(), asset.clone());
+            let key = self.intern(account, asset);
             if quantity {
-                *self.positions.entry(key.clone()).or_default() += amount;
+                *self.positions.entry(key).or_default() += amount;
                 self.touched_positions.insert(key);
             } else {
-                self.balances.entry(key.clone()).or_default().balance_minor += amount;
+                self.balances.entry(key).or_default().balance_minor += amount;
                 self.touched_balances.insert(key);
             }
         }

@@ -730,7 +730,7 @@ impl Batch<'_> {
             .balances()
             .keys()
             .map(|(account, _)| account)
-            .chain(book.positions().keys().map(|(account, _)| account))
+            .chain(refs.platform.platform_accounts().map(|a| a.to_string()).iter())
             .chain(refs.members.iter().map(|m| &m.member_id))
             .filter_map(|account| bank_of(account).map(|bank| (account.clone(), bank)))
             .collect();

@@ -31,10 +31,10 @@ CREATE TABLE accounts (account TEXT PRIMARY KEY, bank TEXT NOT NULL);
 CREATE TABLE balances (
     account TEXT NOT NULL, currency TEXT NOT NULL,
     balance_minor INTEGER NOT NULL, frozen_minor INTEGER NOT NULL,
-    PRIMARY KEY (account, currency));
+    PRIMARY KEY (account, currency)) WITHOUT ROWID;
 CREATE TABLE positions (
     account TEXT NOT NULL, instrument TEXT NOT NULL, quantity INTEGER NOT NULL,
-    PRIMARY KEY (account, instrument));
+    PRIMARY KEY (account, instrument)) WITHOUT ROWID;
 CREATE TABLE custody (
     bank TEXT NOT NULL, currency TEXT NOT NULL, balance_minor INTEGER NOT NULL,
     PRIMARY KEY (bank, currency));
@@ -44,7 +44,7 @@ CREATE INDEX batches_by_digest ON batches (input_digest);
 CREATE TABLE entries (
     business_date TEXT NOT NULL, entry_id TEXT NOT NULL, kind TEXT NOT NULL,
     account TEXT NOT NULL, asset TEXT NOT NULL, amount INTEGER NOT NULL,
-    PRIMARY KEY (business_date, entry_id, account, asset));
+    PRIMARY KEY (business_date, entry_id, account, asset)) WITHOUT ROWID;
 CREATE TABLE deposits (
     bank_ref TEXT PRIMARY KEY, business_date TEXT NOT NULL, fingerprint TEXT NOT NULL,
     bank TEXT NOT NULL, currency TEXT NOT NULL, amount_minor INTEGER NOT NULL,
@@ -573,7 +573,7 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
     // WAL for concurrent readers; FULL sync so a commit that returned survives power loss.
     conn.execute_batch(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
-         PRAGMA busy_timeout = 5000;",
+         PRAGMA busy_timeout = 5000; PRAGMA cache_size = -262144;",
     )
     .map_err(|source| sql(path, source))
 }

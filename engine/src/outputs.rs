@@ -257,7 +257,7 @@ pub fn render_balances(
     files: &mut Files,
 ) -> Result<(), EngineError> {
     let mut t = Table::new(BALANCES, true)?;
-    for ((account, code), b) in book.balances() {
+    for ((account, code), b) in &book.balances() {
         let c = currency_of(code)?;
         t.row(&[
             Cell::Text(account),

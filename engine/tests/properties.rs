@@ -283,7 +283,7 @@ proptest! {
         let agg = aggregate(&book, bank_of, &snapshot.custody, &BTreeMap::new()).unwrap();
         // Custody invariant after settlement: Σ virtual at each bank = custody balance.
         let mut virtual_sum: BTreeMap<(String, String), i64> = BTreeMap::new();
-        for ((account, currency), b) in book.balances() {
+        for ((account, currency), b) in &book.balances() {
             *virtual_sum.entry((refs.bank_of(account).unwrap().to_string(), currency.clone())).or_default() += b.balance_minor;
         }
         for (key, sum) in &virtual_sum {
