@@ -16,6 +16,8 @@ use clearhouse_formats::model::BusinessDate;
 use clearhouse_formats::money::Currency;
 use clearhouse_formats::trades::TradeFormat;
 
+mod recon_cli;
+
 #[derive(Parser)]
 #[command(
     name = "clearhouse",
@@ -48,6 +50,25 @@ enum Command {
     Audit {
         #[arg(long, default_value = "./clearhouse-data")]
         data_dir: PathBuf,
+    },
+    /// Match the banks' camt.053/054 and confirmation CSV files to a posted date's
+    /// instructions; write recon.csv; exit 5 when there are breaks.
+    Reconcile {
+        /// The business date of the batch, YYYY-MM-DD.
+        date: String,
+        /// camt.052/053/054 XML (001.02 to 001.08) or `instruction_id,status,bank_ref,amount,currency,reason` CSV.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[arg(long, default_value = "./clearhouse-data")]
+        data_dir: PathBuf,
+        /// Where to write recon.csv [default: <data-dir>/out/<date>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Unallocated deposits booked to the suspense account.
+    Suspense {
+        #[command(subcommand)]
+        action: recon_cli::SuspenseAction,
     },
     /// Write a synthetic day directory, deterministic by seed (the input of the benchmarks).
     Gen {
@@ -142,6 +163,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 Ok(AUDIT_DIFFERENCES)
             }
         }
+        Command::Reconcile {
+            date,
+            files,
+            data_dir,
+            out,
+        } => recon_cli::reconcile(&date, files, data_dir, out),
+        Command::Suspense { action } => recon_cli::suspense(action),
         Command::Gen {
             out_dir,
             trades,

@@ -685,6 +685,11 @@ impl Batch<'_> {
                 w.amount.0,
             ));
         }
+        // Failed legs that reconciliation carried to this cycle are re-sent (docs/formats.md).
+        instructions.extend(crate::recon::carried_instructions(
+            self.date,
+            &snapshot.carries,
+        )?);
         instructions.sort();
         timer.lap("instruct");
 
@@ -782,6 +787,16 @@ impl Batch<'_> {
                 .freezes_released
                 .iter()
                 .map(|r| r.freeze_id.clone())
+                .collect(),
+            platform_accounts: crate::recon::platform_account_rows(&refs.platform),
+            instructions: instructions
+                .iter()
+                .map(crate::recon::instruction_row)
+                .collect(),
+            carried: snapshot
+                .carries
+                .iter()
+                .map(|c| c.instruction_id.clone())
                 .collect(),
         };
         ledger.commit(snapshot.version, &write)?;

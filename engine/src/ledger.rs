@@ -61,6 +61,20 @@ CREATE TABLE adjustments (
 CREATE TABLE outputs (
     business_date TEXT NOT NULL, name TEXT NOT NULL, content BLOB NOT NULL,
     PRIMARY KEY (business_date, name));
+CREATE TABLE platform_accounts (
+    account TEXT PRIMARY KEY, bank TEXT NOT NULL, role TEXT NOT NULL);
+CREATE TABLE custody_history (
+    business_date TEXT NOT NULL, bank TEXT NOT NULL, currency TEXT NOT NULL,
+    balance_minor INTEGER NOT NULL, PRIMARY KEY (business_date, bank, currency));
+CREATE TABLE instructions (
+    instruction_id TEXT PRIMARY KEY, business_date TEXT NOT NULL, phase INTEGER NOT NULL,
+    kind TEXT NOT NULL, currency TEXT NOT NULL, amount_minor INTEGER NOT NULL,
+    debit_bank TEXT NOT NULL, debit_account TEXT NOT NULL,
+    credit_bank TEXT NOT NULL, credit_account TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending', matched_by TEXT NOT NULL DEFAULT '',
+    bank_ref TEXT NOT NULL DEFAULT '', status_detail TEXT NOT NULL DEFAULT '',
+    resolution TEXT NOT NULL DEFAULT '', carried_into TEXT);
+CREATE INDEX instructions_by_date ON instructions (business_date);
 ";
 
 #[derive(Debug, thiserror::Error)]
@@ -103,6 +117,9 @@ pub struct Snapshot {
     /// The bank each account's money is held at.
     pub account_banks: BTreeMap<String, String>,
     pub last_posted: Option<BusinessDate>,
+    /// Failed pay-ins and pay-outs that reconciliation carried to the next cycle and no
+    /// batch has re-sent yet, sorted by instruction id.
+    pub carries: Vec<InstructionRow>,
 }
 
 impl Snapshot {
@@ -138,6 +155,37 @@ pub struct BatchWrite {
     pub withdrawals: Vec<WithdrawalRow>,
     pub freezes: Vec<FreezeRow>,
     pub released_freezes: Vec<String>,
+    /// The platform's accounts and their roles, for reconciliation and suspense assignment.
+    pub platform_accounts: Vec<PlatformAccountRow>,
+    /// The batch's instructions, carried ones included, for reconciliation.
+    pub instructions: Vec<InstructionRow>,
+    /// Ids of the failed instructions this batch re-sends (`Snapshot::carries`).
+    pub carried: Vec<String>,
+}
+
+/// An instruction as the ledger keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct InstructionRow {
+    pub instruction_id: String,
+    pub phase: u8,
+    /// `pay_in`, `pay_out`, `in_book` or `withdrawal`.
+    pub kind: String,
+    pub currency: String,
+    /// Always > 0.
+    pub amount_minor: i64,
+    pub debit_bank: String,
+    pub debit_account: String,
+    pub credit_bank: String,
+    pub credit_account: String,
+}
+
+/// One of the platform's accounts: a real account at a bank (`custody`, `delivery`) or a
+/// virtual one (`fee`, `guarantee`, `suspense`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PlatformAccountRow {
+    pub account: String,
+    pub bank: String,
+    pub role: &'static str,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -309,6 +357,12 @@ impl Ledger {
         let last: Option<String> = conn
             .query_row("SELECT max(business_date) FROM batches", [], |r| r.get(0))
             .map_err(|source| sql(p, source))?;
+        snap.carries = read_instructions(
+            conn,
+            "WHERE status = 'failed' AND resolution = 'carried' AND carried_into IS NULL",
+            [],
+        )
+        .map_err(|source| sql(p, source))?;
         snap.last_posted = match last {
             None => None,
             Some(text) => Some(
@@ -416,6 +470,65 @@ impl Ledger {
         tx.commit().map_err(|source| sql(&path, source))
     }
 
+    /// The open connection, for the read queries of reconciliation and suspense assignment;
+    /// `None` while the ledger is new.
+    pub(crate) fn connection(&self) -> Option<&Connection> {
+        self.conn.as_ref()
+    }
+
+    /// The ledger's version (0 while it is new): every committed write increments it.
+    pub fn version(&self) -> Result<i64, LedgerError> {
+        let Some(conn) = &self.conn else {
+            return Ok(0);
+        };
+        conn.query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
+            r.get(0)
+        })
+        .map_err(|source| sql(&self.path, source))
+    }
+
+    /// Runs `write` in one transaction on the version `based_on` only (the version the caller
+    /// read its state at), increments the version and commits. Outside the batch this is how
+    /// reconciliation and suspense assignment post: a batch computed from an older version
+    /// then races and is run again, never committed over them.
+    pub(crate) fn write<T>(
+        &mut self,
+        based_on: i64,
+        write: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+    ) -> Result<T, LedgerError> {
+        let path = self.path.clone();
+        let Some(conn) = self.conn.as_mut() else {
+            return Err(LedgerError::Corrupt {
+                path,
+                message: "no ledger here yet: post a business date first".to_string(),
+            });
+        };
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|source| sql(&path, source))?;
+        let version: i64 = tx
+            .query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
+                r.get(0)
+            })
+            .map_err(|source| sql(&path, source))?;
+        if version != based_on {
+            return Err(LedgerError::Raced { path });
+        }
+        let out = write(&tx).map_err(|source| sql(&path, source))?;
+        tx.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'version'",
+            [],
+        )
+        .map_err(|source| sql(&path, source))?;
+        tx.commit().map_err(|source| sql(&path, source))?;
+        Ok(out)
+    }
+
+    /// A query failure of this ledger as a [`LedgerError`].
+    pub(crate) fn error(&self, source: rusqlite::Error) -> LedgerError {
+        sql(&self.path, source)
+    }
+
     /// Creates the ledger file, its schema and version 0, durably, before the first batch.
     fn create(&mut self) -> Result<(), LedgerError> {
         if let Some(dir) = self.path.parent() {
@@ -502,6 +615,7 @@ fn write_batch(tx: &rusqlite::Transaction<'_>, batch: &BatchWrite) -> rusqlite::
         ])?;
     }
     write_fund_events(tx, batch)?;
+    write_settlement(tx, batch)?;
     let mut stmt =
         tx.prepare("INSERT INTO outputs (business_date, name, content) VALUES (?1, ?2, ?3)")?;
     for (name, content) in &batch.outputs {
@@ -567,6 +681,83 @@ fn write_fund_events(tx: &rusqlite::Transaction<'_>, batch: &BatchWrite) -> rusq
         }
     }
     Ok(())
+}
+
+/// What reconciliation needs of a batch: the platform's accounts, the custody balances
+/// expected once its instructions settle, the instructions themselves, and which carried
+/// instructions it re-sent.
+fn write_settlement(tx: &rusqlite::Transaction<'_>, batch: &BatchWrite) -> rusqlite::Result<()> {
+    let date = &batch.business_date;
+    let mut stmt = tx.prepare(
+        "INSERT INTO platform_accounts (account, bank, role) VALUES (?1, ?2, ?3)
+         ON CONFLICT (account) DO UPDATE SET bank = excluded.bank, role = excluded.role",
+    )?;
+    for a in &batch.platform_accounts {
+        stmt.execute(params![a.account, a.bank, a.role])?;
+    }
+    let mut stmt = tx.prepare(
+        "INSERT INTO custody_history (business_date, bank, currency, balance_minor)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for ((bank, currency), balance) in &batch.custody {
+        stmt.execute(params![date, bank, currency, balance])?;
+    }
+    let mut stmt = tx.prepare(
+        "INSERT INTO instructions (instruction_id, business_date, phase, kind, currency,
+         amount_minor, debit_bank, debit_account, credit_bank, credit_account)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for i in &batch.instructions {
+        stmt.execute(params![
+            i.instruction_id,
+            date,
+            i.phase,
+            i.kind,
+            i.currency,
+            i.amount_minor,
+            i.debit_bank,
+            i.debit_account,
+            i.credit_bank,
+            i.credit_account
+        ])?;
+    }
+    let mut stmt = tx.prepare(
+        "UPDATE instructions SET carried_into = ?2
+         WHERE instruction_id = ?1 AND resolution = 'carried' AND carried_into IS NULL",
+    )?;
+    for id in &batch.carried {
+        // Each carry is re-sent exactly once, or the batch is wrong and must not commit.
+        if stmt.execute(params![id, date])? != 1 {
+            return Err(rusqlite::Error::StatementChangedRows(0));
+        }
+    }
+    Ok(())
+}
+
+/// Instructions matching a `WHERE` clause, sorted by id.
+pub(crate) fn read_instructions(
+    conn: &Connection,
+    filter: &str,
+    args: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<InstructionRow>> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT instruction_id, phase, kind, currency, amount_minor, debit_bank, debit_account,
+         credit_bank, credit_account FROM instructions {filter} ORDER BY instruction_id"
+    ))?;
+    let rows = stmt.query_map(args, |r| {
+        Ok(InstructionRow {
+            instruction_id: r.get(0)?,
+            phase: r.get(1)?,
+            kind: r.get(2)?,
+            currency: r.get(3)?,
+            amount_minor: r.get(4)?,
+            debit_bank: r.get(5)?,
+            debit_account: r.get(6)?,
+            credit_bank: r.get(7)?,
+            credit_account: r.get(8)?,
+        })
+    })?;
+    rows.collect()
 }
 
 fn configure(conn: &Connection, path: &Path) -> Result<(), LedgerError> {

@@ -22,8 +22,10 @@ pub mod ledger;
 pub mod netting;
 pub mod outputs;
 pub mod posting;
+pub mod recon;
 pub mod reference;
 pub mod summary;
+pub mod suspense;
 pub mod validate;
 
 pub use error::EngineError;
