@@ -54,6 +54,11 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
             }
             Next::Line(line, bytes) => (line, bytes),
         };
+        // A blank line holds no trade; editors and concatenation leave them. JSON whitespace is
+        // ASCII, so the bytes can be trimmed before they are known to be UTF-8.
+        if bytes.trim_ascii().is_empty() {
+            continue;
+        }
         let Ok(text) = std::str::from_utf8(bytes) else {
             stats.rows += 1;
             sink.bad_row(RowError::new(
@@ -65,10 +70,6 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
             ));
             continue;
         };
-        // A blank line holds no trade; editors and concatenation leave them.
-        if text.trim().is_empty() {
-            continue;
-        }
         stats.rows += 1;
         if let Err(error) = decode(text, &mut owned, &mut dates, path, line, sink) {
             sink.bad_row(*error);
@@ -89,7 +90,7 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
     Ok(stats)
 }
 
-fn decode<S: TradeSink>(
+pub(super) fn decode<S: TradeSink>(
     text: &str,
     owned: &mut [String; 8],
     dates: &mut DateMemo,
@@ -127,10 +128,11 @@ fn decode<S: TradeSink>(
             reason,
         )));
     }
+    let kinds: [Option<Json<'_>>; 8] = object.slots.map(|raw| raw.map(classify));
     // Strings with escapes are unescaped into `owned` first, so that every field can then be
     // borrowed either from the line or from `owned`.
-    for (k, raw) in object.slots.iter().enumerate() {
-        if let Some(Json::Str(raw)) = raw.map(classify) {
+    for (k, kind) in kinds.iter().enumerate() {
+        if let Some(Json::Str(raw)) = kind {
             if raw.contains('\\') {
                 owned[k] = serde_json::from_str::<String>(raw).map_err(|e| {
                     Bad::new(
@@ -143,13 +145,17 @@ fn decode<S: TradeSink>(
             }
         }
     }
-    let value = |k: usize| -> Option<Json<'_>> {
-        object.slots[k].map(|raw| match classify(raw) {
-            Json::Str(raw) if raw.contains('\\') => Json::Str(&owned[k]),
-            Json::Str(raw) => Json::Str(raw.get(1..raw.len() - 1).unwrap_or("")),
-            other => other,
-        })
-    };
+    let mut values = kinds;
+    for (k, value) in values.iter_mut().enumerate() {
+        if let Some(Json::Str(raw)) = value {
+            *raw = if raw.contains('\\') {
+                &owned[k]
+            } else {
+                raw.get(1..raw.len() - 1).unwrap_or("")
+            };
+        }
+    }
+    let value = |k: usize| values[k];
     let fields = fields(&value, dates).map_err(|bad| {
         let trade_id = match value(TRADE_ID) {
             Some(Json::Str(s) | Json::Num(s)) => s,
@@ -242,7 +248,8 @@ enum Json<'a> {
 }
 
 fn classify(raw: &RawValue) -> Json<'_> {
-    let text = raw.get().trim();
+    // serde_json captures a value without the whitespace around it; JSON whitespace is ASCII.
+    let text = raw.get().trim_ascii();
     match text.as_bytes().first() {
         Some(b'"') if text.len() >= 2 => Json::Str(text),
         Some(b'-' | b'0'..=b'9') => Json::Num(text),

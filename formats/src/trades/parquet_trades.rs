@@ -51,13 +51,26 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
     let mut stats = ReadStats { rows: 0, bytes };
     let whole_file = |reason: String| RowError::new(Location::new(path, 1), "", "", "", reason);
     let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-    let builder = match ParquetRecordBatchReaderBuilder::try_new_with_options(file, options) {
-        Ok(builder) => builder,
-        Err(e) => {
+    let opened = guarded(|| ParquetRecordBatchReaderBuilder::try_new_with_options(file, options));
+    let builder = match opened {
+        Ok(Ok(builder)) => builder,
+        Ok(Err(e)) => {
             sink.bad_row(whole_file(format!("is not a readable Parquet file: {e}")));
             return Ok(stats);
         }
+        Err(panic) => {
+            sink.bad_row(whole_file(format!(
+                "is not a readable Parquet file: {panic}"
+            )));
+            return Ok(stats);
+        }
     };
+    if let Err(reason) = check_chunk_ranges(builder.metadata(), bytes) {
+        sink.bad_row(whole_file(format!(
+            "is not a readable Parquet file: {reason}"
+        )));
+        return Ok(stats);
+    }
     let positions = match match_schema(path, builder.schema().fields()) {
         Ok(positions) => positions,
         Err(errors) => {
@@ -65,47 +78,52 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
             return Ok(stats);
         }
     };
-    let reader = match builder.with_batch_size(BATCH_ROWS).build() {
-        Ok(reader) => reader,
-        Err(e) => {
+    let mut reader = match guarded(|| builder.with_batch_size(BATCH_ROWS).build()) {
+        Ok(Ok(reader)) => reader,
+        Ok(Err(e)) => {
             sink.bad_row(whole_file(format!("is not a readable Parquet file: {e}")));
+            return Ok(stats);
+        }
+        Err(panic) => {
+            sink.bad_row(whole_file(format!(
+                "is not a readable Parquet file: {panic}"
+            )));
             return Ok(stats);
         }
     };
     let mut buffers: [String; 6] = Default::default();
     let mut dates = DateMemo::default();
-    for batch in reader {
+    loop {
         let first = stats.rows + 1;
-        let batch = match batch {
-            Ok(batch) => batch,
-            Err(e) => {
-                // The reader cannot resynchronise after a corrupt page: everything from this
-                // batch on is lost, and said so.
-                sink.bad_row(RowError::new(
-                    Location::new(path, first),
-                    "",
-                    "",
-                    "",
-                    format!("rows from {first} on could not be decoded: {e}"),
-                ));
+        let lost = |reason: String| {
+            RowError::new(
+                Location::new(path, first),
+                "",
+                "",
+                "",
+                format!("rows from {first} on could not be decoded: {reason}"),
+            )
+        };
+        // The reader cannot resynchronise after a corrupt page: everything from this batch on
+        // is lost, and said so.
+        let batch = match guarded(|| reader.next()) {
+            Ok(None) => break,
+            Ok(Some(Ok(batch))) => batch,
+            Ok(Some(Err(e))) => {
+                sink.bad_row(lost(e.to_string()));
+                return Ok(stats);
+            }
+            Err(panic) => {
+                sink.bad_row(lost(panic));
                 return Ok(stats);
             }
         };
-        let columns = match Columns::of(&batch, &positions) {
-            Some(columns) => columns,
-            None => {
-                sink.bad_row(RowError::new(
-                    Location::new(path, first),
-                    "",
-                    "",
-                    "",
-                    format!(
-                        "rows from {first} on: a column changed type within the file ({})",
-                        batch.schema()
-                    ),
-                ));
-                return Ok(stats);
-            }
+        let Some(columns) = Columns::of(&batch, &positions) else {
+            sink.bad_row(lost(format!(
+                "a column changed type within the file ({})",
+                batch.schema()
+            )));
+            return Ok(stats);
         };
         for row in 0..batch.num_rows() {
             let line = stats.rows + 1;
@@ -117,6 +135,50 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
         }
     }
     Ok(stats)
+}
+
+/// Runs a call into the Parquet decoder, turning a panic into an error message.
+///
+/// The decoder asserts on some inconsistent metadata instead of returning an error, and a
+/// damaged trade file must reject the day (exit 2), not end the process. Only decoder calls
+/// are guarded: a panic in the sink (the engine) is a bug and must propagate. The default
+/// panic hook still prints the panic to stderr.
+fn guarded<T>(call: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(call)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown failure".to_owned());
+        format!("the Parquet decoder failed: {message}")
+    })
+}
+
+/// Checks that every column chunk lies inside the file, before the decoder asserts on it.
+fn check_chunk_ranges(
+    metadata: &parquet::file::metadata::ParquetMetaData,
+    file_len: u64,
+) -> Result<(), String> {
+    for (g, group) in metadata.row_groups().iter().enumerate() {
+        for column in group.columns() {
+            let start = column
+                .dictionary_page_offset()
+                .unwrap_or(column.data_page_offset());
+            let len = column.compressed_size();
+            let end = u64::try_from(start)
+                .ok()
+                .zip(u64::try_from(len).ok())
+                .and_then(|(s, l)| s.checked_add(l));
+            let inside = matches!(end, Some(end) if end <= file_len);
+            if !inside {
+                return Err(format!(
+                    "row group {g}, column {}: chunk at byte {start}, {len} bytes, lies outside the {file_len}-byte file",
+                    column.column_path()
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Matches the file's columns to the trade columns and checks their types, reporting every

@@ -602,3 +602,52 @@ proptest! {
         never_panics("trades.jsonl", body.as_bytes());
     }
 }
+
+/// A small valid Parquet trade file, to damage.
+fn parquet_bytes() -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trades.parquet");
+    let mut writer = TradeFileWriter::create(&path, TradeFormat::Parquet, 3).unwrap();
+    for t in sample_trades()
+        .iter()
+        .filter(|t| t.price.scale <= 3)
+        .take(300)
+    {
+        writer
+            .write(&TradeFields {
+                trade_id: &t.trade_id,
+                business_date: &t.business_date,
+                instrument: &t.instrument,
+                buyer: &t.buyer,
+                seller: &t.seller,
+                price: t.price,
+                quantity: t.quantity,
+                executed_at: t.executed_at.as_deref(),
+            })
+            .unwrap();
+    }
+    writer.finish().unwrap();
+    std::fs::read(&path).unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn damaged_parquet_never_panics(
+        // Cut the file short (no footer), or flip bytes anywhere, pages included.
+        cut in prop_oneof![Just(0usize), 1usize..4000],
+        flips in proptest::collection::vec((0usize..20000, any::<u8>()), 0..4),
+    ) {
+        let mut bytes = parquet_bytes();
+        for (at, value) in flips {
+            let len = bytes.len();
+            bytes[at % len] = value;
+        }
+        let len = bytes.len();
+        bytes.truncate(len - cut % len);
+        let (_dir, path) = write_file("trades.parquet", &bytes);
+        let mut sink = Collect::default();
+        read_trades(&path, TradeFormat::Parquet, &mut sink).unwrap();
+    }
+}
