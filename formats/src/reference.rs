@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::io::BufReader;
 use std::path::Path;
 
 use toml::de::{DeTable, DeValue};
@@ -529,7 +528,8 @@ pub(crate) fn read_reference_csv<T>(
         source,
     };
     let file = File::open(path).map_err(io_error)?;
-    let mut scanner = CsvScanner::new(BufReader::new(file));
+    // The scanner reads in large blocks itself.
+    let mut scanner = CsvScanner::new(file);
     let mut parsed = Parsed {
         rows: Vec::new(),
         errors: Vec::new(),
