@@ -45,6 +45,20 @@ enum Command {
         #[arg(long)]
         skip_invalid: bool,
     },
+    /// Write again the bank files (ISO 20022) of one phase of a posted batch, byte for byte as
+    /// the batch wrote them: pacs009-P<N>-<bank>.xml, pain001-P3-<bank>.xml.
+    Instructions {
+        /// The business date of the batch, YYYY-MM-DD.
+        date: String,
+        /// 1 pay-ins, 2 pay-outs, 3 withdrawals.
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=3))]
+        phase: u8,
+        #[arg(long, default_value = "./clearhouse-data")]
+        data_dir: PathBuf,
+        /// Where to write the files [default: <data-dir>/out/<date>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Recompute every balance from the posted entries, check the custody invariant and
     /// verify the journals; exit 6 naming each difference.
     Audit {
@@ -139,6 +153,32 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             progress.finish();
             print_report(&report);
             Ok(report.status.exit_code() as u8)
+        }
+        Command::Instructions {
+            date,
+            phase,
+            data_dir,
+            out,
+        } => {
+            let Some(date) = BusinessDate::parse(&date) else {
+                bail!("{date:?} is not a date YYYY-MM-DD");
+            };
+            let done =
+                clearhouse_engine::payment_files::reemit(&data_dir, date, phase, out.as_deref())
+                    .with_context(|| format!("re-emitting phase {phase} of {date}"))?;
+            if done.files.is_empty() {
+                println!("clearhouse: business date {date} phase {phase}: no instructions");
+            } else {
+                println!(
+                    "clearhouse: business date {date} phase {phase}: {} file(s) in {}",
+                    done.files.len(),
+                    done.out_dir.display()
+                );
+                for name in &done.files {
+                    println!("  {name}");
+                }
+            }
+            Ok(0)
         }
         Command::Audit { data_dir } => {
             let report = clearhouse_engine::audit::audit(&data_dir)

@@ -116,7 +116,8 @@ fn deposits_freezes_and_withdrawals_in_one_day_and_the_next() {
             "B01".into(),
             "CUS-B01".into(),
             "B01".into(),
-            "6222000000000001".into()
+            "6222000000000001".into(),
+            "default".into()
         ]),
         "{instructions:?}"
     );

@@ -46,7 +46,8 @@ fn worked_example_matches_the_spec() {
                 "B02",
                 "CUS-B02",
                 "B01",
-                "DLV-001"
+                "DLV-001",
+                "default"
             ],
             vec![
                 "20261125-P2-B01-CNY",
@@ -57,7 +58,8 @@ fn worked_example_matches_the_spec() {
                 "B01",
                 "DLV-001",
                 "B01",
-                "CUS-B01"
+                "CUS-B01",
+                "default"
             ],
         ]
     );

@@ -691,6 +691,8 @@ impl Batch<'_> {
             &snapshot.carries,
         )?);
         instructions.sort();
+        // Last: splitting keeps the order (phase, id, part) that a re-sort by id would break.
+        let instructions = crate::channels::assign(&refs.platform, instructions)?;
         timer.lap("instruct");
 
         observer.stage("outputs");
@@ -699,6 +701,7 @@ impl Batch<'_> {
         outputs::render_security_positions(refs, nets, &mut files)?;
         outputs::render_bank_positions(&bank_nets, &mut files)?;
         outputs::render_instructions(&instructions, &mut files)?;
+        crate::payment_files::render(self.date, &refs.platform, &instructions, &mut files)?;
         outputs::render_balances(
             &book,
             |account, currency, _| withdrawable_minor(&book, &effects, account, currency),

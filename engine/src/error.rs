@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use crate::ledger::LedgerError;
+use clearhouse_formats::iso20022::IsoError;
 use clearhouse_formats::FormatError;
 
 #[derive(Debug, thiserror::Error)]
@@ -26,6 +27,16 @@ pub enum EngineError {
     Invariant(String),
     #[error("{0}")]
     Output(String),
+    /// A batch's instructions cannot be written as valid ISO 20022 files.
+    #[error("bank files: {0}")]
+    BankFile(#[from] IsoError),
+    /// Splitting gave a part the id of another instruction of the batch (a request id that
+    /// ends in `-<n>` next to a split request with the same stem).
+    #[error("instruction id {id} would be used twice: a split part has the id of another instruction of the batch")]
+    InstructionIdCollision { id: String },
+    /// `clearhouse instructions` for a business date the ledger has not posted.
+    #[error("business date {date} is not posted in {ledger}")]
+    NotPosted { date: String, ledger: PathBuf },
 }
 
 impl EngineError {

@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 
-use clearhouse_formats::model::{BusinessDate, Platform};
+use clearhouse_formats::model::{BusinessDate, Platform, DEFAULT_CHANNEL};
 
 use crate::banks::BankNet;
 use crate::EngineError;
@@ -48,6 +48,12 @@ pub struct Instruction {
     pub debit_account: String,
     pub credit_bank: String,
     pub credit_account: String,
+    /// The payment channel (`[[channels]]` of platform.toml), or [`DEFAULT_CHANNEL`] when the
+    /// platform declares none. Set by [`crate::channels::assign`].
+    pub channel: String,
+    /// The holder of the credited account when it is not the platform's: a withdrawal's
+    /// `bound_account_name`. Written into the bank files, not into instructions.csv.
+    pub creditor_name: Option<String>,
 }
 
 /// Builds the settlement legs of a batch and checks that the delivery account nets to zero.
@@ -100,6 +106,8 @@ pub fn build_instructions(
             debit_account: debit.1,
             credit_bank: credit.0,
             credit_account: credit.1,
+            channel: DEFAULT_CHANNEL.to_string(),
+            creditor_name: None,
         });
     }
     out.sort();
@@ -129,6 +137,8 @@ pub fn withdrawal_instruction(
             .clone(),
         credit_bank: member.bound_bank.clone(),
         credit_account: member.bound_account.clone(),
+        channel: DEFAULT_CHANNEL.to_string(),
+        creditor_name: Some(member.bound_account_name.clone()),
     }
 }
 

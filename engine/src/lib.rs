@@ -2,12 +2,14 @@
 //!
 //! Stages, in order, each a module with typed input and output: [`reference`] (reference data
 //! checked across files) → [`validate`] (+ [`dedup`]) → [`netting`] → [`funding`] →
-//! [`posting`] (on a [`book`]) → [`banks`] → [`instructions`] → [`outputs`]; [`day`] runs them
-//! for one day directory and [`ledger`] persists the result in one transaction.
+//! [`posting`] (on a [`book`]) → [`banks`] → [`instructions`] → [`channels`] → [`outputs`] and
+//! [`payment_files`]; [`day`] runs them for one day directory and [`ledger`] persists the
+//! result in one transaction.
 
 pub mod audit;
 pub mod banks;
 pub mod book;
+pub mod channels;
 pub mod day;
 pub mod dedup;
 pub mod error;
@@ -21,6 +23,7 @@ pub mod journal;
 pub mod ledger;
 pub mod netting;
 pub mod outputs;
+pub mod payment_files;
 pub mod posting;
 pub mod recon;
 pub mod reference;

@@ -64,6 +64,8 @@ pub const INSTRUCTIONS: TableSpec = TableSpec {
         ("debit_account", Text),
         ("credit_bank", Text),
         ("credit_account", Text),
+        // Not in SPEC §4: added last so that readers by position keep working (README).
+        ("channel", Text),
     ],
 };
 
@@ -244,6 +246,7 @@ pub fn render_instructions(
             Cell::Text(&i.debit_account),
             Cell::Text(&i.credit_bank),
             Cell::Text(&i.credit_account),
+            Cell::Text(&i.channel),
         ])?;
     }
     t.finish(files)

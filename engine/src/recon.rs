@@ -29,6 +29,8 @@ use clearhouse_formats::model::{BusinessDate, Platform, RowError};
 use clearhouse_formats::money::{AmountMinor, Currency};
 use clearhouse_formats::table::{Cell, ColumnKind, CsvTableWriter, TableSpec};
 
+use clearhouse_formats::model::DEFAULT_CHANNEL;
+
 use crate::instructions::{Instruction, InstructionKind};
 use crate::ledger::{InstructionRow, Ledger, PlatformAccountRow};
 use crate::outputs;
@@ -341,6 +343,8 @@ pub fn carried_instructions(
             debit_account,
             credit_bank,
             credit_account,
+            channel: DEFAULT_CHANNEL.to_string(),
+            creditor_name: None,
         });
     }
     Ok(out)

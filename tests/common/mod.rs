@@ -86,17 +86,17 @@ pub fn stable_summary(bytes: &[u8]) -> String {
     serde_json::to_string_pretty(&value).unwrap() + "\n"
 }
 
-/// The CSV outputs and the stable summary of an output directory.
+/// The CSV outputs, the bank files (XML) and the stable summary of an output directory.
 pub fn comparable_outputs(dir: &Path) -> BTreeMap<String, String> {
     read_dir_files(dir)
         .into_iter()
         .filter_map(|(name, bytes)| {
             if name == "summary.json" {
                 Some((name, stable_summary(&bytes)))
-            } else if name.ends_with(".csv") {
+            } else if name.ends_with(".csv") || name.ends_with(".xml") {
                 Some((
                     name,
-                    String::from_utf8(bytes).expect("CSV outputs are UTF-8"),
+                    String::from_utf8(bytes).expect("CSV and XML outputs are UTF-8"),
                 ))
             } else {
                 None
