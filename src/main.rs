@@ -166,7 +166,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let done =
                 clearhouse_engine::payment_files::reemit(&data_dir, date, phase, out.as_deref())
                     .with_context(|| format!("re-emitting phase {phase} of {date}"))?;
-            if done.files.is_empty() {
+            if done.posted_without_bank_files {
+                bail!(
+                    "business date {date} was posted before bank files were written; \
+                     its instructions are in instructions.csv only"
+                );
+            } else if done.files.is_empty() {
                 println!("clearhouse: business date {date} phase {phase}: no instructions");
             } else {
                 println!(

@@ -525,3 +525,66 @@ fn split_withdrawals_and_bad_channel_tables() {
     );
     assert!(!tmp.path().join("bad-data/ledger.sqlite").exists());
 }
+
+#[test]
+fn bics_from_platform_toml_name_the_banks() {
+    let tmp = tempfile::tempdir().unwrap();
+    let day = tmp.path().join("day");
+    day_with_withdrawals(&day);
+    let path = day.join("platform.toml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(
+            "custody_account = \"CUS-B01\"",
+            "custody_account = \"CUS-B01\"\nbic = \"BANKCNBJXXX\"",
+        )
+        .replace(
+            "custody_account = \"CUS-B02\"",
+            "custody_account = \"CUS-B02\"\nbic = \"OTHRCNSH\"",
+        );
+    std::fs::write(&path, text).unwrap();
+    let out = posted(&day, &tmp.path().join("data"));
+    let files = validated_bank_files(&out);
+    let pacs = text_of_file(&files, "pacs009-P1-B02.xml");
+    // InstdAgt and Dbtr B02, Cdtr B01: no Othr/Id for a bank with a BIC.
+    assert_eq!(
+        elements(&pacs, "BICFI"),
+        ["OTHRCNSH", "OTHRCNSH", "BANKCNBJXXX"]
+    );
+    // A withdrawal's bound bank that is one of the platform's banks gets its BIC too.
+    let pain = text_of_file(&files, "pain001-P3-B02.xml");
+    assert_eq!(elements(&pain, "BICFI"), ["OTHRCNSH", "OTHRCNSH"]);
+}
+
+fn text_of_file(files: &BTreeMap<String, Vec<u8>>, name: &str) -> String {
+    text(files.get(name).unwrap_or_else(|| panic!("no {name}")))
+}
+
+#[test]
+fn a_batch_posted_before_bank_files_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    posted(&sample("day1"), &data);
+    let db = rusqlite::Connection::open(data.join("ledger.sqlite")).unwrap();
+    let removed = db
+        .execute("DELETE FROM outputs WHERE name LIKE '%.xml'", [])
+        .unwrap();
+    assert_eq!(removed, 4);
+    drop(db);
+    let run = clearhouse(&[
+        "instructions",
+        DATE,
+        "--phase",
+        "1",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        tmp.path().join("x").to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.text());
+    assert!(
+        run.stderr.contains("posted before bank files were written"),
+        "{}",
+        run.stderr
+    );
+}

@@ -103,6 +103,9 @@ pub struct Reemitted {
     pub out_dir: PathBuf,
     /// File names, sorted; empty when the phase had no instruction.
     pub files: Vec<String>,
+    /// The batch has instructions but stored no bank file: it was posted before bank files
+    /// existed, and there is nothing to re-emit.
+    pub posted_without_bank_files: bool,
 }
 
 /// `clearhouse instructions DATE --phase N`: writes the bank files of phase `phase` of a posted
@@ -124,8 +127,21 @@ pub fn reemit(
             ledger: ledger.path().to_path_buf(),
         });
     }
-    let selected: Files = ledger
-        .outputs(date)?
+    let stored = ledger.outputs(date)?;
+    let has_bank_files = PHASES.clone().any(|p| {
+        stored
+            .iter()
+            .any(|(name, _)| Scheme::is_file_of_phase(name, p))
+    });
+    // instructions.csv: a header line, then one line per instruction (ids hold no newline).
+    let has_instructions = stored.iter().any(|(name, bytes)| {
+        name == "instructions.csv"
+            && bytes
+                .split(|&b| b == b'\n')
+                .nth(1)
+                .is_some_and(|row| !row.is_empty())
+    });
+    let selected: Files = stored
         .into_iter()
         .filter(|(name, _)| Scheme::is_file_of_phase(name, phase))
         .collect();
@@ -139,5 +155,6 @@ pub fn reemit(
     Ok(Reemitted {
         out_dir,
         files: selected.into_iter().map(|(name, _)| name).collect(),
+        posted_without_bank_files: has_instructions && !has_bank_files,
     })
 }
