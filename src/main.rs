@@ -16,6 +16,7 @@ use clearhouse_formats::model::BusinessDate;
 use clearhouse_formats::money::Currency;
 use clearhouse_formats::trades::TradeFormat;
 
+mod market_cli;
 mod recon_cli;
 
 #[derive(Parser)]
@@ -84,6 +85,23 @@ enum Command {
         #[command(subcommand)]
         action: recon_cli::SuspenseAction,
     },
+    /// Load platform.toml, members.csv, instruments.csv (and, for a new ledger, the opening
+    /// balances and positions) into the data directory; run again to update the reference
+    /// data (never balances).
+    Init(market_cli::InitArgs),
+    /// Open the market-hours session of a business date.
+    Open(market_cli::OpenArgs),
+    /// Append trade files to the open session's journal (exit 2 if trades are refused).
+    Ingest(market_cli::IngestArgs),
+    /// Seal the session's journal and run the end-of-day batch on it (exit codes of `run`).
+    Close(market_cli::CloseArgs),
+    /// Session journals.
+    Journal {
+        #[command(subcommand)]
+        action: market_cli::JournalAction,
+    },
+    /// Serve the intake HTTP API until SIGTERM.
+    Serve(market_cli::ServeArgs),
     /// Write a synthetic day directory, deterministic by seed (the input of the benchmarks).
     Gen {
         /// The day directory to create.
@@ -215,6 +233,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             out,
         } => recon_cli::reconcile(&date, files, data_dir, out),
         Command::Suspense { action } => recon_cli::suspense(action),
+        Command::Init(args) => market_cli::run_init(args),
+        Command::Open(args) => market_cli::run_open(args),
+        Command::Ingest(args) => market_cli::run_ingest(args),
+        Command::Close(args) => {
+            let mut progress = Progress::new();
+            let report = market_cli::run_close(args, &mut progress)?;
+            progress.finish();
+            print_report(&report);
+            Ok(report.status.exit_code() as u8)
+        }
+        Command::Journal { action } => market_cli::run_journal(action),
+        Command::Serve(args) => market_cli::run_serve(args),
         Command::Gen {
             out_dir,
             trades,

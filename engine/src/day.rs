@@ -197,20 +197,20 @@ pub fn input_digest(files: &DayFiles, skip_invalid: bool) -> Result<String, Engi
     Ok(hasher.finalize().to_hex().to_string())
 }
 
-struct Timer {
+pub(crate) struct Timer {
     started: Instant,
     stages: Vec<(&'static str, Duration)>,
 }
 
 impl Timer {
-    fn new() -> Timer {
+    pub(crate) fn new() -> Timer {
         Timer {
             started: Instant::now(),
             stages: Vec::new(),
         }
     }
 
-    fn lap(&mut self, stage: &'static str) {
+    pub(crate) fn lap(&mut self, stage: &'static str) {
         let now = Instant::now();
         self.stages.push((stage, now - self.started));
         self.started = now;
@@ -220,7 +220,7 @@ impl Timer {
 /// Runs the whole day. Errors are failures to run at all (exit 1); every outcome of the input
 /// itself, bad or not, is a [`RunReport`].
 pub fn run_day(opts: &RunOptions, observer: &mut dyn Observer) -> Result<RunReport, EngineError> {
-    let mut timer = Timer::new();
+    let timer = Timer::new();
     observer.stage("digest");
     let files = DayFiles::discover(&opts.day_dir, &opts.data_dir)?;
     let mut missing = Vec::new();
@@ -235,21 +235,10 @@ pub fn run_day(opts: &RunOptions, observer: &mut dyn Observer) -> Result<RunRepo
     }
     let digest = input_digest(&files, opts.skip_invalid)?;
     let mut ledger = Ledger::open(&opts.data_dir)?;
-    if let Some(date) = ledger.posted_date_of_digest(&digest)? {
-        let out_dir = out_dir_for(opts, date);
-        let stored = ledger.outputs(date)?;
-        outputs::write_files(&out_dir, &stored)?;
-        timer.lap("restore");
-        return Ok(RunReport {
-            status: RunStatus::AlreadyPosted,
-            business_date: Some(date),
-            out_dir: Some(out_dir),
-            rejects: Vec::new(),
-            summary: None,
-            timings: timer.stages,
-        });
-    }
-    timer.lap("digest");
+    let timer = match restore_if_posted(opts, &ledger, &digest, timer)? {
+        Ok(report) => return Ok(report),
+        Err(timer) => timer,
+    };
 
     observer.stage("reference data");
     let mut rejects = Vec::new();
@@ -274,6 +263,7 @@ pub fn run_day(opts: &RunOptions, observer: &mut dyn Observer) -> Result<RunRepo
     if !rejects.is_empty() {
         return reject(opts, None, rejects, timer);
     }
+    let mut timer = timer;
     let loaded = load_reference(&files)?;
     let (refs, openings) = match loaded {
         Ok(ok) => ok,
@@ -283,15 +273,77 @@ pub fn run_day(opts: &RunOptions, observer: &mut dyn Observer) -> Result<RunRepo
 
     observer.stage("trades");
     let validated = crate::intake::validate_trade_files(&refs, &files.trades)?;
+    let source = SourceInput {
+        refs: &refs,
+        openings,
+        digest,
+        first_source: files.trades[0].0.clone(),
+    };
+    run_validated(opts, &mut ledger, source, validated, timer, observer)
+}
+
+/// What a trade source hands to the shared part of the batch.
+pub(crate) struct SourceInput<'r> {
+    pub refs: &'r RefData,
+    pub openings: Openings,
+    /// The batch key's digest of everything that decides the batch.
+    pub digest: String,
+    /// Where a day without a single trade is reported.
+    pub first_source: PathBuf,
+}
+
+/// Returns the report of an input already posted with `digest` (its stored outputs written
+/// again), or gives the timer back.
+pub(crate) fn restore_if_posted(
+    opts: &RunOptions,
+    ledger: &Ledger,
+    digest: &str,
+    mut timer: Timer,
+) -> Result<Result<RunReport, Timer>, EngineError> {
+    let Some(date) = ledger.posted_date_of_digest(digest)? else {
+        timer.lap("digest");
+        return Ok(Err(timer));
+    };
+    let out_dir = out_dir_for(opts, date);
+    let stored = ledger.outputs(date)?;
+    outputs::write_files(&out_dir, &stored)?;
+    timer.lap("restore");
+    Ok(Ok(RunReport {
+        status: RunStatus::AlreadyPosted,
+        business_date: Some(date),
+        out_dir: Some(out_dir),
+        rejects: Vec::new(),
+        summary: None,
+        timings: timer.stages,
+    }))
+}
+
+/// Everything after the trades are read and validated, whatever their source (trade files or
+/// a sealed session journal): the date, conflicts, fund events, netting, posting, bank nets,
+/// instructions, outputs, the ledger transaction. One code path for both.
+pub(crate) fn run_validated(
+    opts: &RunOptions,
+    ledger: &mut Ledger,
+    source: SourceInput<'_>,
+    validated: crate::validate::ValidatedTrades,
+    mut timer: Timer,
+    observer: &mut dyn Observer,
+) -> Result<RunReport, EngineError> {
+    let SourceInput {
+        refs,
+        openings,
+        digest,
+        first_source,
+    } = source;
     let counts = validated.counts;
-    rejects = validated.rejects;
+    let mut rejects = validated.rejects;
     timer.lap("read+validate");
     faults::point("validated");
 
     let Some(day) = validated.day else {
         if rejects.is_empty() {
             rejects.push(RowError::new(
-                Location::new(&files.trades[0].0, 1),
+                Location::new(&first_source, 1),
                 "",
                 "",
                 "",
@@ -302,7 +354,7 @@ pub fn run_day(opts: &RunOptions, observer: &mut dyn Observer) -> Result<RunRepo
     };
     let date = day.date;
     let snapshot = ledger.snapshot()?;
-    if let Some(status) = conflict(&ledger, &snapshot, date, &openings)? {
+    if let Some(status) = conflict(ledger, &snapshot, date, &openings)? {
         return Ok(RunReport {
             status,
             business_date: Some(date),
@@ -331,9 +383,9 @@ pub fn run_day(opts: &RunOptions, observer: &mut dyn Observer) -> Result<RunRepo
     )?;
     // Opening files and fund events move money outside the trades: a bad row there cannot
     // be skipped.
-    let mut setup_errors = check_openings(&refs, &openings);
+    let mut setup_errors = check_openings(refs, &openings);
     setup_errors.extend(check_fund_events(
-        &refs,
+        refs,
         &history,
         &openings.deposits,
         &openings.withdrawals,
@@ -345,7 +397,7 @@ pub fn run_day(opts: &RunOptions, observer: &mut dyn Observer) -> Result<RunRepo
     if !rejects.is_empty() && !skip {
         return reject(opts, Some(date), rejects, timer);
     }
-    let nets = match validated.netting.finish(&refs) {
+    let nets = match validated.netting.finish(refs) {
         Ok(nets) => nets,
         Err(EngineError::Overflow { what }) => {
             rejects.push(RowError::new(
@@ -365,7 +417,7 @@ pub fn run_day(opts: &RunOptions, observer: &mut dyn Observer) -> Result<RunRepo
     observer.stage("posting");
     let batch = Batch {
         opts,
-        refs: &refs,
+        refs,
         date,
         digest,
         counts,
@@ -373,25 +425,41 @@ pub fn run_day(opts: &RunOptions, observer: &mut dyn Observer) -> Result<RunRepo
         openings,
         history,
     };
-    batch.post(&mut ledger, &snapshot, &nets, timer, observer)
+    batch.post(ledger, &snapshot, &nets, timer, observer)
 }
 
 /// The day's inputs besides reference data and trades: the opening files of a new ledger and
 /// the fund events.
-struct Openings {
-    balances: Vec<OpeningBalance>,
-    positions: Vec<OpeningPosition>,
-    balances_file: Option<PathBuf>,
-    positions_file: Option<PathBuf>,
-    deposits: Vec<Deposit>,
-    withdrawals: Vec<Withdrawal>,
-    freezes: Vec<FreezeEvent>,
-    deposits_file: PathBuf,
-    withdrawals_file: PathBuf,
-    freezes_file: PathBuf,
+pub(crate) struct Openings {
+    pub(crate) balances: Vec<OpeningBalance>,
+    pub(crate) positions: Vec<OpeningPosition>,
+    pub(crate) balances_file: Option<PathBuf>,
+    pub(crate) positions_file: Option<PathBuf>,
+    pub(crate) deposits: Vec<Deposit>,
+    pub(crate) withdrawals: Vec<Withdrawal>,
+    pub(crate) freezes: Vec<FreezeEvent>,
+    pub(crate) deposits_file: PathBuf,
+    pub(crate) withdrawals_file: PathBuf,
+    pub(crate) freezes_file: PathBuf,
 }
 
 impl Openings {
+    /// A source without opening files or fund events (a session journal).
+    pub(crate) fn none() -> Openings {
+        Openings {
+            balances: Vec::new(),
+            positions: Vec::new(),
+            balances_file: None,
+            positions_file: None,
+            deposits: Vec::new(),
+            withdrawals: Vec::new(),
+            freezes: Vec::new(),
+            deposits_file: "deposits.csv".into(),
+            withdrawals_file: "withdrawals.csv".into(),
+            freezes_file: "freezes.csv".into(),
+        }
+    }
+
     fn fund_files(&self) -> FundFiles<'_> {
         FundFiles {
             deposits: &self.deposits_file,
@@ -401,9 +469,9 @@ impl Openings {
     }
 }
 
-type Loaded = Result<(RefData, Openings), Vec<RowError>>;
+pub(crate) type Loaded = Result<(RefData, Openings), Vec<RowError>>;
 
-fn load_reference(files: &DayFiles) -> Result<Loaded, EngineError> {
+pub(crate) fn load_reference(files: &DayFiles) -> Result<Loaded, EngineError> {
     let platform_path = files.platform.as_ref().expect("checked by the caller");
     let members_path = files.members.as_ref().expect("checked by the caller");
     let instruments_path = files.instruments.as_ref().expect("checked by the caller");
@@ -480,7 +548,7 @@ fn take<T>(errors: &mut Vec<RowError>, parsed: Parsed<T>) -> Vec<T> {
 }
 
 /// Opening balances and positions must name known accounts, members and instruments.
-fn check_openings(refs: &RefData, openings: &Openings) -> Vec<RowError> {
+pub(crate) fn check_openings(refs: &RefData, openings: &Openings) -> Vec<RowError> {
     let mut errors = Vec::new();
     if let Some(file) = &openings.balances_file {
         for b in &openings.balances {
@@ -738,7 +806,12 @@ impl Batch<'_> {
             .balances()
             .keys()
             .map(|(account, _)| account)
-            .chain(refs.platform.platform_accounts().map(|a| a.to_string()).iter())
+            .chain(
+                refs.platform
+                    .platform_accounts()
+                    .map(|a| a.to_string())
+                    .iter(),
+            )
             .chain(refs.members.iter().map(|m| &m.member_id))
             .filter_map(|account| bank_of(account).map(|bank| (account.clone(), bank)))
             .collect();

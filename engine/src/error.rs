@@ -37,6 +37,14 @@ pub enum EngineError {
     /// `clearhouse instructions` for a business date the ledger has not posted.
     #[error("business date {date} is not posted in {ledger}")]
     NotPosted { date: String, ledger: PathBuf },
+    /// Another process holds the data directory's writer lock (`serve`, `ingest`, `close`...).
+    #[error("data directory is in use by another clearhouse process (lock {path} is held)")]
+    Locked { path: PathBuf },
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
+    /// A session operation that the session's state does not allow.
+    #[error("{0}")]
+    Session(String),
 }
 
 impl EngineError {

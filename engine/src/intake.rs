@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use clearhouse_formats::trades::{read_trades, TradeFormat};
+use clearhouse_formats::trades::{read_trades, TradeFormat, TradeSink};
 
 use crate::reference::RefData;
 use crate::validate::{TradeValidator, ValidatedTrades};
@@ -21,6 +21,66 @@ pub fn validate_trade_files(
     for (path, format) in files {
         validator.set_file(path);
         read_trades(path, *format, &mut validator)?;
+    }
+    Ok(validator.finish())
+}
+
+/// Reads a sealed session journal (`journal-<date>/`) into the same validator as trade files:
+/// the header first (it must name `date` and the reference data `refs` was loaded from, whose
+/// digest is `reference_digest`), then every trades record in journal order. Rows are
+/// numbered by journal sequence number. The journal is read strictly: any damage is an error.
+pub fn validate_journal(
+    refs: &RefData,
+    dir: &std::path::Path,
+    date: clearhouse_formats::model::BusinessDate,
+    reference_digest: [u8; 32],
+) -> Result<ValidatedTrades, EngineError> {
+    use crate::session::record;
+    use clearhouse_formats::model::Location;
+
+    let expected_day = crate::validate::DayDate {
+        date,
+        set_by: Location::new(dir, 1),
+    };
+    let mut validator = TradeValidator::new(refs, Some(expected_day));
+    validator.set_file(dir);
+    let date_text = date.to_string();
+    let mut problem = None;
+    let report = crate::journal::read_all(dir, |seq, payload| {
+        if problem.is_some() {
+            return;
+        }
+        let result = if seq == 1 {
+            record::decode_header(seq, payload).and_then(|h| {
+                let expected = record::Header {
+                    date,
+                    reference_digest,
+                };
+                if h == expected {
+                    Ok(())
+                } else {
+                    Err(record::RecordError {
+                        seq,
+                        what: "the session header does not match the date or the reference data"
+                            .to_string(),
+                    })
+                }
+            })
+        } else {
+            record::decode_trades(seq, payload, &date_text, |t| validator.trade(seq, t)).map(|_| ())
+        };
+        if let Err(e) = result {
+            problem = Some(e);
+        }
+    })?;
+    if let Some(e) = problem {
+        return Err(EngineError::Session(format!("{}: {e}", dir.display())));
+    }
+    if !report.sealed {
+        return Err(EngineError::Session(format!(
+            "{} is not sealed: close the session first",
+            dir.display()
+        )));
     }
     Ok(validator.finish())
 }

@@ -529,7 +529,17 @@ impl Ledger {
         sql(&self.path, source)
     }
 
-    /// Creates the ledger file, its schema and version 0, durably, before the first batch.
+    /// Posts the opening of a new ledger (`clearhouse init`): the opening entries and the
+    /// balances, positions, custody balances and account banks they give, in one transaction
+    /// on version 0 only, so that it can never land on a ledger that holds anything. No batch
+    /// row is written: the first business date is still to be posted.
+    pub fn commit_opening(&mut self, opening: &OpeningWrite) -> Result<(), LedgerError> {
+        if self.conn.is_none() {
+            self.create()?;
+        }
+        self.write(0, |tx| write_opening(tx, opening))
+    }
+
     fn create(&mut self) -> Result<(), LedgerError> {
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io {
@@ -560,6 +570,59 @@ impl Ledger {
         self.conn = Some(conn);
         Ok(())
     }
+}
+
+/// The `business_date` of the opening entries in `entries`: not a date, so it can never be
+/// taken for one, and it sorts before every date.
+pub const OPENING_DATE: &str = "0000-opening";
+
+/// What `clearhouse init` writes into a new ledger.
+#[derive(Debug, Clone, Default)]
+pub struct OpeningWrite {
+    pub account_banks: BTreeMap<String, String>,
+    pub balances: BTreeMap<(String, String), Balance>,
+    pub positions: BTreeMap<(String, String), i64>,
+    pub custody: BTreeMap<(String, String), i64>,
+    pub entries: Vec<EntryLeg>,
+}
+
+fn write_opening(tx: &rusqlite::Transaction<'_>, o: &OpeningWrite) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare("INSERT INTO accounts (account, bank) VALUES (?1, ?2)")?;
+    for (account, bank) in &o.account_banks {
+        stmt.execute(params![account, bank])?;
+    }
+    let mut stmt = tx.prepare(
+        "INSERT INTO balances (account, currency, balance_minor, frozen_minor)
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    for ((account, currency), b) in &o.balances {
+        stmt.execute(params![account, currency, b.balance_minor, b.frozen_minor])?;
+    }
+    let mut stmt =
+        tx.prepare("INSERT INTO positions (account, instrument, quantity) VALUES (?1, ?2, ?3)")?;
+    for ((account, instrument), quantity) in &o.positions {
+        stmt.execute(params![account, instrument, quantity])?;
+    }
+    let mut stmt =
+        tx.prepare("INSERT INTO custody (bank, currency, balance_minor) VALUES (?1, ?2, ?3)")?;
+    for ((bank, currency), balance) in &o.custody {
+        stmt.execute(params![bank, currency, balance])?;
+    }
+    let mut stmt = tx.prepare(
+        "INSERT INTO entries (business_date, entry_id, kind, account, asset, amount)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    for leg in &o.entries {
+        stmt.execute(params![
+            OPENING_DATE,
+            leg.entry_id,
+            leg.kind,
+            leg.account,
+            leg.asset,
+            leg.amount
+        ])?;
+    }
+    Ok(())
 }
 
 fn write_batch(tx: &rusqlite::Transaction<'_>, batch: &BatchWrite) -> rusqlite::Result<()> {

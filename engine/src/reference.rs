@@ -8,6 +8,35 @@ use rustc_hash::FxHashMap;
 
 use clearhouse_formats::model::{Instrument, Location, Member, MemberStatus, Platform, RowError};
 use clearhouse_formats::money::{AmountMinor, Currency, DecimalError};
+use clearhouse_formats::{reference, FormatError};
+
+/// Reads `dir/platform.toml`, `dir/members.csv` and `dir/instruments.csv` with the readers of a
+/// day directory and checks them together ([`RefData::build`]). `Ok(Err(_))` lists every
+/// problem; `Err` is a failure to read a file.
+pub fn load_dir(dir: &std::path::Path) -> Result<Result<RefData, Vec<RowError>>, FormatError> {
+    let mut errors = Vec::new();
+    let platform = match reference::read_platform(&dir.join("platform.toml"))? {
+        Ok(p) => Some(p),
+        Err(e) => {
+            errors.extend(e);
+            None
+        }
+    };
+    let members_file = dir.join("members.csv");
+    let members = reference::read_members(&members_file)?;
+    let instruments = reference::read_instruments(&dir.join("instruments.csv"))?;
+    errors.extend(members.errors);
+    errors.extend(instruments.errors);
+    match platform {
+        Some(platform) if errors.is_empty() => Ok(RefData::build(
+            platform,
+            members.rows,
+            instruments.rows,
+            &members_file,
+        )),
+        _ => Ok(Err(errors)),
+    }
+}
 
 /// Index of a member in [`RefData::members`] (sorted by member id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

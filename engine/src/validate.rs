@@ -84,20 +84,10 @@ impl<'r> TradeValidator<'r> {
     }
 
     /// Checks one row; returns the trade to net, or the first reason it is invalid as
-    /// `(column, value, reason)`.
-    fn check(
-        &mut self,
-        line: u64,
-        t: &TradeFields<'_>,
-    ) -> Result<ValidTrade, (&'static str, String, String)> {
-        let refs = self.refs;
-        let date = BusinessDate::parse(t.business_date).ok_or_else(|| {
-            (
-                "business_date",
-                t.business_date.to_string(),
-                "is not a date YYYY-MM-DD".to_string(),
-            )
-        })?;
+    /// `(column, value, reason)`. The first valid-looking row sets the day's date unless the
+    /// validator was given one.
+    fn check(&mut self, line: u64, t: &TradeFields<'_>) -> Result<ValidTrade, TradeProblem> {
+        let date = parse_business_date(t)?;
         match &self.day {
             Some(day) if day.date != date => {
                 return Err((
@@ -117,90 +107,116 @@ impl<'r> TradeValidator<'r> {
                 })
             }
         }
-        let instrument_idx = refs.instrument_idx(t.instrument).ok_or_else(|| {
-            (
-                "instrument",
-                t.instrument.to_string(),
-                "is not in instruments.csv".to_string(),
-            )
-        })?;
-        let member = |column: &'static str, id: &str| {
-            let idx = refs
-                .member_idx(id)
-                .ok_or_else(|| (column, id.to_string(), "is not in members.csv".to_string()))?;
-            if !refs.is_active(idx) {
-                return Err((
-                    column,
-                    id.to_string(),
-                    format!("member is {}, not active", refs.member(idx).status.as_str()),
-                ));
-            }
-            Ok(idx)
-        };
-        let buyer = member("buyer", t.buyer)?;
-        let seller = member("seller", t.seller)?;
-        if buyer == seller {
-            return Err((
-                "seller",
-                t.seller.to_string(),
-                "is the same member as the buyer".to_string(),
-            ));
-        }
-        let instrument = refs.instrument(instrument_idx);
-        if !t.price.is_positive() {
-            return Err(("price", t.price.to_text(), "must be > 0".to_string()));
-        }
-        if t.price.scale > instrument.price_scale {
-            return Err((
-                "price",
-                t.price.to_text(),
-                format!(
-                    "has {} decimals, instrument {} allows {}",
-                    t.price.scale, instrument.instrument, instrument.price_scale
-                ),
-            ));
-        }
-        if t.quantity <= 0 {
-            return Err((
-                "quantity",
-                t.quantity.to_string(),
-                "must be > 0".to_string(),
-            ));
-        }
-        if t.quantity % instrument.lot_size != 0 {
-            return Err((
-                "quantity",
-                t.quantity.to_string(),
-                format!(
-                    "is not a multiple of the lot size {} of {}",
-                    instrument.lot_size, instrument.instrument
-                ),
-            ));
-        }
-        let amount_minor = trade_amount_minor(
-            t.price.mantissa,
-            t.price.scale,
-            t.quantity,
-            instrument.currency.minor_digits(),
-        )
-        .ok_or_else(|| {
-            (
-                "quantity",
-                t.quantity.to_string(),
-                format!(
-                    "price × quantity overflows the amount range of {}",
-                    instrument.currency
-                ),
-            )
-        })?;
-        Ok(ValidTrade {
-            buyer,
-            seller,
-            instrument: instrument_idx,
-            amount_minor,
-            quantity: t.quantity,
-        })
+        check_against_reference(self.refs, t)
     }
+}
+
+/// Why one trade is invalid: `(column, value, reason)`, as rejects.csv words it.
+pub type TradeProblem = (&'static str, String, String);
+
+/// The trade's business date, or why it is not a date.
+pub fn parse_business_date(t: &TradeFields<'_>) -> Result<BusinessDate, TradeProblem> {
+    BusinessDate::parse(t.business_date).ok_or_else(|| {
+        (
+            "business_date",
+            t.business_date.to_string(),
+            "is not a date YYYY-MM-DD".to_string(),
+        )
+    })
+}
+
+/// Every check of one trade against the reference data (SPEC §2.4), in the order the batch
+/// reports them: instrument, buyer, seller, price, quantity, amount. Pure: it looks at nothing
+/// but the trade and `refs`, so the intake server refuses a trade on arrival for exactly the
+/// reason the batch would reject it at close. The business date and the trade id (duplicates)
+/// are the caller's: they depend on the day, not on the trade.
+pub fn check_against_reference(
+    refs: &RefData,
+    t: &TradeFields<'_>,
+) -> Result<ValidTrade, TradeProblem> {
+    let instrument_idx = refs.instrument_idx(t.instrument).ok_or_else(|| {
+        (
+            "instrument",
+            t.instrument.to_string(),
+            "is not in instruments.csv".to_string(),
+        )
+    })?;
+    let member = |column: &'static str, id: &str| {
+        let idx = refs
+            .member_idx(id)
+            .ok_or_else(|| (column, id.to_string(), "is not in members.csv".to_string()))?;
+        if !refs.is_active(idx) {
+            return Err((
+                column,
+                id.to_string(),
+                format!("member is {}, not active", refs.member(idx).status.as_str()),
+            ));
+        }
+        Ok(idx)
+    };
+    let buyer = member("buyer", t.buyer)?;
+    let seller = member("seller", t.seller)?;
+    if buyer == seller {
+        return Err((
+            "seller",
+            t.seller.to_string(),
+            "is the same member as the buyer".to_string(),
+        ));
+    }
+    let instrument = refs.instrument(instrument_idx);
+    if !t.price.is_positive() {
+        return Err(("price", t.price.to_text(), "must be > 0".to_string()));
+    }
+    if t.price.scale > instrument.price_scale {
+        return Err((
+            "price",
+            t.price.to_text(),
+            format!(
+                "has {} decimals, instrument {} allows {}",
+                t.price.scale, instrument.instrument, instrument.price_scale
+            ),
+        ));
+    }
+    if t.quantity <= 0 {
+        return Err((
+            "quantity",
+            t.quantity.to_string(),
+            "must be > 0".to_string(),
+        ));
+    }
+    if t.quantity % instrument.lot_size != 0 {
+        return Err((
+            "quantity",
+            t.quantity.to_string(),
+            format!(
+                "is not a multiple of the lot size {} of {}",
+                instrument.lot_size, instrument.instrument
+            ),
+        ));
+    }
+    let amount_minor = trade_amount_minor(
+        t.price.mantissa,
+        t.price.scale,
+        t.quantity,
+        instrument.currency.minor_digits(),
+    )
+    .ok_or_else(|| {
+        (
+            "quantity",
+            t.quantity.to_string(),
+            format!(
+                "price × quantity overflows the amount range of {}",
+                instrument.currency
+            ),
+        )
+    })?;
+    Ok(ValidTrade {
+        buyer,
+        seller,
+        instrument: instrument_idx,
+        amount_minor,
+        quantity: t.quantity,
+    })
 }
 
 /// `round(price × quantity)` in minor units, half away from zero; `None` if it overflows i64.

@@ -16,6 +16,7 @@ pub mod money;
 pub mod recon_csv;
 pub mod reference;
 pub mod table;
+pub mod tokens;
 pub mod trades;
 
 use std::path::PathBuf;

@@ -8,6 +8,7 @@
 //! same checks here, so the same bad value gets the same reason whatever file it came in.
 
 mod csv_trades;
+mod json_body;
 mod jsonl_trades;
 mod parquet_trades;
 mod writer;
@@ -22,6 +23,7 @@ use crate::model::{BusinessDate, Location, RowError, TradeFields};
 use crate::money::{Decimal, DecimalError};
 use crate::FormatError;
 
+pub use json_body::{read_json_body, BodyError};
 pub use writer::TradeFileWriter;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -383,6 +383,12 @@ impl Journal {
         &self.dir
     }
 
+    /// `fdatasync` calls of the writer since the journal was opened (group commits, segment
+    /// rolls, seal), for metrics.
+    pub fn syncs(&self) -> u64 {
+        self.shared.syncs.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Whether the journal is sealed (by [`Journal::seal`] or found sealed on open).
     pub fn is_sealed(&self) -> bool {
         self.shared.close_reason() == ring::SEALED

@@ -94,6 +94,8 @@ pub(crate) struct Shared {
     pub(crate) work: Padded<Notifier>,
     space: Padded<Notifier>,
     ack: Padded<Notifier>,
+    /// fdatasync calls made by the writer, for metrics. Written by the writer only.
+    pub(crate) syncs: AtomicU64,
 }
 
 // SAFETY: the ring memory is only accessed through the claim/commit/release protocol described
@@ -122,6 +124,7 @@ impl Shared {
             work: Padded::default(),
             space: Padded::default(),
             ack: Padded::default(),
+            syncs: AtomicU64::new(0),
         }
     }
 

@@ -315,6 +315,9 @@ impl Writer {
             let file = open_segment_rw(&path)?;
             file.sync_data()
                 .map_err(|e| JournalError::io("fdatasync", &path, e))?;
+            self.shared
+                .syncs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         // Buffered mode creates segments without syncing their directory entries.
         sync_dir(&self.dir)
@@ -352,6 +355,9 @@ impl Writer {
                 .file
                 .sync_data()
                 .map_err(|e| JournalError::io("fdatasync", &self.seg.path, e))?;
+            self.shared
+                .syncs
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             self.unsynced = false;
         }
         self.seg.synced = self.seg.offset;
