@@ -777,3 +777,52 @@ fn suspense_assign_moves_a_deposit_to_its_owner_once() {
     assert!(nets.contains("B02,CNY,40.00"), "{nets}");
     audit_is_clean(&data);
 }
+
+#[test]
+fn a_failed_part_of_a_split_withdrawal_returns_only_that_part() {
+    let tmp = tempfile::tempdir().unwrap();
+    let day = tmp.path().join("day");
+    funds_day(&day);
+    let platform = std::fs::read_to_string(day.join("platform.toml")).unwrap();
+    let platform = platform.replacen(
+        "[banks.B01]",
+        "channel_policy = \"split\"\n\n[[channels]]\nname = \"bulk\"\nmax_amount = \"1500.00\"\n\n[banks.B01]",
+        1,
+    );
+    // Top-level keys must come before the first table: move the channel tables to the end.
+    let (head, tail) = platform.split_once("[[channels]]").unwrap();
+    let (channel, banks) = tail.split_once("[banks.B01]").unwrap();
+    let platform = format!("{head}[banks.B01]{banks}\n[[channels]]{channel}");
+    std::fs::write(day.join("platform.toml"), platform).unwrap();
+    let data = tmp.path().join("data");
+    let run = run_day(&day, &data, &[]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    let ins = instructions(&data, DATE);
+    assert_eq!(ins["20261125-P3-W1-1"].1, "1500.00", "{ins:#?}");
+    assert_eq!(ins["20261125-P3-W1-2"].1, "500.00", "{ins:#?}");
+    let a = |data: &Path| -> i64 {
+        query(
+            data,
+            "SELECT balance_minor FROM balances WHERE account = 'A'",
+        )[0]
+        .parse()
+        .unwrap()
+    };
+    let before = a(&data);
+    let csv = write(
+        tmp.path(),
+        "bank.csv",
+        "instruction_id,status,bank_ref,amount,currency,reason\n\
+         20261125-P3-W1-1,settled,K1,1500.00,CNY,\n\
+         20261125-P3-W1-2,failed,K2,500.00,CNY,AC04\n",
+    );
+    let run = reconcile(&data, DATE, &[csv]);
+    assert_eq!(run.code, 5, "{}", run.text());
+    assert!(
+        run.stdout.contains("posted RET-20261125-P3-W1-2"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(a(&data) - before, 50000);
+    audit_is_clean(&data);
+}
