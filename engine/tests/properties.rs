@@ -270,8 +270,8 @@ proptest! {
         let mut snapshot = Snapshot { version: 1, ..Snapshot::default() };
         for m in &refs.members {
             for c in &refs.currencies {
-                snapshot.balances.insert((m.member_id.clone(), c.code().to_string()), Balance { balance_minor: 1_000_000_000_000, frozen_minor: 0 });
-                *snapshot.custody.entry((m.settlement_bank.clone(), c.code().to_string())).or_default() += 1_000_000_000_000;
+                snapshot.balances.insert((m.member_id.clone(), c.code().to_string()), Balance { balance_minor: 1_000_000_000_000_000, frozen_minor: 0 });
+                *snapshot.custody.entry((m.settlement_bank.clone(), c.code().to_string())).or_default() += 1_000_000_000_000_000;
             }
         }
         let external: BTreeSet<String> = refs.platform.banks.values().map(|b| b.custody_account.clone()).collect();
