@@ -229,11 +229,14 @@ pub fn run_serve(args: ServeArgs) -> anyhow::Result<u8> {
         },
         worker_threads: args.workers,
     };
+    // Whoever started the server may have stopped reading its output: a closed pipe must not
+    // turn a clean shutdown into a panic.
     serve(options, |addr| {
-        println!("clearhouse: listening on http://{addr}");
-        let _ = std::io::stdout().flush();
+        let mut out = std::io::stdout();
+        let _ = writeln!(out, "clearhouse: listening on http://{addr}");
+        let _ = out.flush();
     })
     .with_context(|| format!("serving {}", args.data_dir.display()))?;
-    println!("clearhouse: stopped");
+    let _ = writeln!(std::io::stdout(), "clearhouse: stopped");
     Ok(0)
 }
