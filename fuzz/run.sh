@@ -19,6 +19,8 @@ seed trades_csv ../samples/*/trades*.csv ../samples/bad/*/trades.csv
 seed trades_jsonl ../samples/*/trades*.jsonl
 seed reference_csv ../samples/*/members.csv ../samples/*/instruments.csv ../samples/*/opening_*.csv
 seed platform_toml ../samples/*/platform.toml ../samples/bad/*/platform.toml
+seed http_body ../samples/*/trades*.jsonl
+seed bank_files ../formats/tests/data/camt/*.xml
 seed fund_events ../samples/*/deposits.csv ../samples/*/withdrawals.csv ../samples/*/freezes.csv ../samples/*/members.csv
 
 mkdir -p results
