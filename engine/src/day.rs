@@ -26,7 +26,6 @@ use crate::funds::{
     apply_deposits, apply_freezes, apply_withdrawals, check_fund_events, deposit_fingerprint,
     withdrawable_minor, FundEffects, FundFiles, FundHistory,
 };
-use crate::instructions::{build_instructions, withdrawal_instruction};
 use crate::ledger::{BatchWrite, DepositRow, FreezeRow, Ledger, Snapshot, WithdrawalRow};
 use crate::netting::Nets;
 use crate::outputs::{self, Files};
@@ -35,6 +34,15 @@ use crate::reference::RefData;
 use crate::summary::{self, Summary};
 use crate::validate::TradeCounts;
 use crate::{faults, EngineError};
+
+// The instruction builder is a private module of the batch: only this module (the end-of-day
+// batch, after posting) can build instructions from bank nets. Nothing on the intake path
+// (server, session, journal, validation) can name it; the crate exports the types only
+// (`crate::instructions`). See ARCHITECTURE.md.
+#[path = "instructions.rs"]
+mod instructions;
+use instructions::{build_instructions, withdrawal_instruction};
+pub use instructions::{Instruction, InstructionKind};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -933,5 +941,81 @@ impl Batch<'_> {
             summary: None,
             timings: timer.stages,
         })
+    }
+}
+
+#[cfg(test)]
+mod instruction_tests {
+    //! The instruction builder can only be tested here: it is private to the batch.
+
+    use std::collections::BTreeMap;
+
+    use clearhouse_formats::model::{Bank, Platform, ShortfallPolicy};
+    use proptest::prelude::*;
+
+    use super::instructions::build_instructions;
+    use crate::banks::BankNet;
+    use clearhouse_formats::model::BusinessDate;
+
+    fn platform(banks: usize) -> Platform {
+        Platform {
+            name: "P".into(),
+            delivery_bank: "B0".into(),
+            delivery_account: "DLV".into(),
+            fee_account: "FEE".into(),
+            guarantee_account: "GUARANTEE".into(),
+            suspense_account: "SUSPENSE".into(),
+            shortfall_policy: ShortfallPolicy::Abort,
+            securities_check: true,
+            banks: (0..banks)
+                .map(|i| {
+                    let id = format!("B{i}");
+                    let bank = Bank {
+                        id: id.clone(),
+                        custody_account: format!("CUS-{id}"),
+                        bic: None,
+                    };
+                    (id, bank)
+                })
+                .collect(),
+            channels: None,
+        }
+    }
+
+    proptest! {
+        /// Pay-ins are phase 1 into the delivery account, pay-outs phase 2 out of it, every
+        /// amount is positive, and per currency the delivery account nets to zero and never
+        /// dips when the phases run in order.
+        #[test]
+        fn pay_ins_first_and_the_delivery_account_nets_to_zero(
+            nets in proptest::collection::vec(-1_000_000_000i64..1_000_000_000, 1..6)
+        ) {
+            let banks = nets.len() + 1;
+            let total: i64 = nets.iter().sum();
+            let mut bank_nets: Vec<BankNet> = nets
+                .iter()
+                .chain(std::iter::once(&-total))
+                .enumerate()
+                .filter(|(_, n)| **n != 0)
+                .map(|(i, n)| BankNet { bank: format!("B{i}"), currency: "CNY".into(), net_minor: *n })
+                .collect();
+            bank_nets.sort();
+            let date = BusinessDate::parse("2026-11-25").unwrap();
+            let instructions = build_instructions(date, &platform(banks), &bank_nets).unwrap();
+            let mut level: BTreeMap<String, i128> = BTreeMap::new();
+            let mut phases = Vec::new();
+            for i in &instructions {
+                prop_assert!(i.amount_minor > 0);
+                prop_assert_eq!(i.phase == 1, i.credit_account == "DLV");
+                prop_assert_eq!(i.phase == 2, i.debit_account == "DLV");
+                let sign = if i.phase == 1 { 1 } else { -1 };
+                let at = level.entry(i.currency.clone()).or_default();
+                *at += sign * i128::from(i.amount_minor);
+                prop_assert!(*at >= 0, "the delivery account dipped");
+                phases.push(i.phase);
+            }
+            prop_assert!(phases.windows(2).all(|w| w[0] <= w[1]));
+            prop_assert!(level.values().all(|s| *s == 0));
+        }
     }
 }
