@@ -1,9 +1,16 @@
 //! Trade-id de-duplication: the one piece of state that grows with the number of trades.
 //!
-//! An id is not kept as a heap string: it is kept as a 128-bit hash (collisions between
+//! Two forms. [`TradeIdSet`] answers at once, per row, for a stream read once (a session
+//! journal, the sequential reference path). [`record`] is what the parallel intake of trade
+//! files uses: a compact record of the ids seen, in about a bit per id, whose rare repeats are
+//! settled exactly by a second read.
+//!
+//! In [`TradeIdSet`] an id is not kept as a heap string: it is kept as a 128-bit hash (collisions between
 //! distinct ids are out of reach: ~10⁻²² for 10⁹ ids), mapped to a 64-bit hash of the trade's
 //! content, so that "same id, same content" (a re-sent trade, counted once) and "same id,
 //! other content" (invalid) are told apart in 24 bytes per trade.
+
+pub mod record;
 
 use rustc_hash::FxHashMap;
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};

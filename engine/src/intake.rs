@@ -12,8 +12,34 @@ use crate::reference::RefData;
 use crate::validate::{TradeValidator, ValidatedTrades};
 use crate::EngineError;
 
-/// Reads the files in the order given (file-name order for a day directory).
+mod parallel;
+
+pub use parallel::validate_files;
+
+/// Reads the files on [`intake_threads`] threads, with the result of reading them in the
+/// order given (file-name order for a day directory) into one validator
+/// ([`validate_trade_files_sequential`]).
 pub fn validate_trade_files(
+    refs: &RefData,
+    files: &[(PathBuf, TradeFormat)],
+) -> Result<ValidatedTrades, EngineError> {
+    validate_files(refs, files, intake_threads(), None)
+}
+
+/// Threads for reading trade files: `CLEARHOUSE_THREADS` if set to a number ≥ 1, else one
+/// per core. The result does not depend on it, only the time.
+pub fn intake_threads() -> usize {
+    std::env::var("CLEARHOUSE_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The sequential reference: every file read in the order given into one
+/// [`TradeValidator`], which answers each id at once. Kept for the journal-like single pass
+/// and as the model the parallel intake is tested against.
+pub fn validate_trade_files_sequential(
     refs: &RefData,
     files: &[(PathBuf, TradeFormat)],
 ) -> Result<ValidatedTrades, EngineError> {

@@ -45,10 +45,13 @@ struct CashCell {
     trades: u64,
 }
 
+/// Quantities bought and sold of one member in one instrument. `i64`, so that the grid of a
+/// 1,000 × 2,000 market is 32 MB and stays in the last-level cache; a sum that would leave the
+/// `i64` range moves to [`NettingAccumulator::qty_spill`] instead, so the totals stay exact.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct QtyCell {
-    bought: i128,
-    sold: i128,
+    bought: i64,
+    sold: i64,
 }
 
 /// Member × instrument quantities: dense when the grid is small enough to sit in memory,
@@ -59,8 +62,44 @@ enum QtyGrid {
     Sparse(FxHashMap<(u32, u32), QtyCell>),
 }
 
-/// Grids up to this many cells (× 32 bytes) are dense arrays.
+/// Grids up to this many cells (× 16 bytes) are dense arrays.
 const DENSE_QTY_CELLS_MAX: usize = 4 << 20;
+
+/// A member's fee rate as `mantissa / divisor`, for the fast 64-bit path of [`fee_minor`].
+#[derive(Debug, Clone, Copy)]
+struct FeeRateParts {
+    mantissa: i64,
+    scale: u32,
+    /// `10^scale`, when it fits an `i64`.
+    divisor: Option<i64>,
+}
+
+/// `n / d` rounded half away from zero, for `d > 0`: [`div_round_half_away`] in 64 bits.
+#[inline]
+pub fn div_round_half_away_i64(n: i64, d: i64) -> i64 {
+    debug_assert!(d > 0);
+    let quotient = n / d;
+    let remainder = n % d;
+    // |remainder| < d ≤ i64::MAX, so twice it fits a u64.
+    if remainder.unsigned_abs() * 2 >= d.unsigned_abs() {
+        quotient + n.signum()
+    } else {
+        quotient
+    }
+}
+
+/// Adds `value` to `cell`. If the sum would leave the `i64` range, the cell restarts at
+/// `value` and its old value is returned, for the caller to keep exactly elsewhere.
+#[inline]
+fn add_or_spill(cell: &mut i64, value: i64) -> Option<i64> {
+    match cell.checked_add(value) {
+        Some(sum) => {
+            *cell = sum;
+            None
+        }
+        None => Some(std::mem::replace(cell, value)),
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct NettingAccumulator {
@@ -68,6 +107,13 @@ pub struct NettingAccumulator {
     instruments: usize,
     cash: Vec<CashCell>,
     qty: QtyGrid,
+    /// Per `(member, instrument)`, the part of `(bought, sold)` that left the cell's `i64`
+    /// range. Empty on any realistic day.
+    qty_spill: FxHashMap<(u32, u32), (i128, i128)>,
+    /// Per member, its fee rate; per `member * currencies + currency`, its minimum fee.
+    fee_rates: Vec<FeeRateParts>,
+    min_fees: Vec<i64>,
+    instrument_currency: Vec<u32>,
 }
 
 impl NettingAccumulator {
@@ -80,41 +126,144 @@ impl NettingAccumulator {
         } else {
             QtyGrid::Sparse(FxHashMap::default())
         };
-        NettingAccumulator {
-            currencies: refs.currencies.len(),
-            instruments,
-            cash: vec![CashCell::default(); members * refs.currencies.len()],
-            qty,
+        let fee_rates = refs
+            .members
+            .iter()
+            .map(|m| {
+                let rate = m.fee_rate.0;
+                FeeRateParts {
+                    mantissa: rate.mantissa,
+                    scale: rate.scale,
+                    divisor: 10i64.checked_pow(rate.scale),
+                }
+            })
+            .collect();
+        let currencies = refs.currencies.len();
+        let mut min_fees = Vec::with_capacity(members * currencies);
+        for m in 0..members {
+            for c in 0..currencies {
+                min_fees.push(refs.min_fee(MemberIdx(m as u32), CurrencyIdx(c as u32)).0);
+            }
         }
+        NettingAccumulator {
+            currencies,
+            instruments,
+            cash: vec![CashCell::default(); members * currencies],
+            qty,
+            qty_spill: FxHashMap::default(),
+            fee_rates,
+            min_fees,
+            instrument_currency: refs.instrument_currency.iter().map(|c| c.0).collect(),
+        }
+    }
+
+    /// [`fee_minor`] from the accumulator's own tables: 64-bit arithmetic when the product
+    /// fits, the `i128` path otherwise. Same result either way.
+    #[inline]
+    fn fee(&self, member: MemberIdx, currency: usize, amount_minor: i64) -> i128 {
+        let rate = self.fee_rates[member.0 as usize];
+        let fee = match (amount_minor.checked_mul(rate.mantissa), rate.divisor) {
+            (Some(product), Some(divisor)) => i128::from(div_round_half_away_i64(product, divisor)),
+            _ => div_round_half_away(
+                i128::from(amount_minor) * i128::from(rate.mantissa),
+                10i128.pow(rate.scale),
+            ),
+        };
+        let min_fee = self.min_fees[member.0 as usize * self.currencies + currency];
+        fee.max(i128::from(min_fee))
     }
 
     /// Adds one trade. Sums are i128, so no realistic day overflows them; the final nets are
     /// narrowed to i64 in [`NettingAccumulator::finish`], where an overflow is reported.
-    pub fn push(&mut self, refs: &RefData, trade: &ValidTrade) {
-        let currency = refs.instrument_currency[trade.instrument.0 as usize];
-        let amount = i128::from(trade.amount_minor);
-        let fee_buyer = fee_minor(refs, trade.buyer, currency, trade.amount_minor);
-        let fee_seller = fee_minor(refs, trade.seller, currency, trade.amount_minor);
-        let buyer = &mut self.cash[trade.buyer.0 as usize * self.currencies + currency.0 as usize];
-        buyer.bought += amount;
-        buyer.fees += fee_buyer;
-        buyer.trades += 1;
-        let seller =
-            &mut self.cash[trade.seller.0 as usize * self.currencies + currency.0 as usize];
-        seller.sold += amount;
-        seller.fees += fee_seller;
-        seller.trades += 1;
-        let quantity = i128::from(trade.quantity);
-        self.qty_cell(trade.buyer, trade.instrument).bought += quantity;
-        self.qty_cell(trade.seller, trade.instrument).sold += quantity;
+    #[inline]
+    pub fn push(&mut self, _refs: &RefData, trade: &ValidTrade) {
+        self.apply(trade, 1);
     }
 
-    fn qty_cell(&mut self, member: MemberIdx, instrument: InstrumentIdx) -> &mut QtyCell {
-        match &mut self.qty {
-            QtyGrid::Dense(cells) => {
-                &mut cells[member.0 as usize * self.instruments + instrument.0 as usize]
+    /// Adds trades in bulk: the quantity cells of trades a few places ahead are prefetched,
+    /// since on a large market nearly every cell is a cache miss.
+    pub fn push_all(&mut self, trades: &[ValidTrade]) {
+        const AHEAD: usize = 8;
+        for (i, trade) in trades.iter().enumerate() {
+            if let Some(next) = trades.get(i + AHEAD) {
+                self.prefetch(next);
             }
-            QtyGrid::Sparse(map) => map.entry((member.0, instrument.0)).or_default(),
+            self.apply(trade, 1);
+        }
+    }
+
+    /// Takes one trade back out, exactly undoing an earlier [`NettingAccumulator::push`] of
+    /// it: the parallel intake nets every valid row first and takes out the later copies of a
+    /// repeated trade id once it knows them.
+    pub fn remove(&mut self, trade: &ValidTrade) {
+        self.apply(trade, -1);
+    }
+
+    #[inline]
+    fn prefetch(&self, trade: &ValidTrade) {
+        #[cfg(target_arch = "x86_64")]
+        if let QtyGrid::Dense(cells) = &self.qty {
+            for member in [trade.buyer, trade.seller] {
+                let i = member.0 as usize * self.instruments + trade.instrument.0 as usize;
+                if let Some(cell) = cells.get(i) {
+                    // SAFETY: a prefetch is a hint; it never faults, even on a bad address,
+                    // and this one points into the live grid.
+                    unsafe {
+                        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                            (cell as *const QtyCell).cast(),
+                        )
+                    };
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = trade;
+    }
+
+    /// `sign` is 1 to add the trade, -1 to take it back out.
+    #[inline]
+    fn apply(&mut self, trade: &ValidTrade, sign: i8) {
+        let currency = self.instrument_currency[trade.instrument.0 as usize] as usize;
+        let amount = i128::from(trade.amount_minor);
+        let fee_buyer = self.fee(trade.buyer, currency, trade.amount_minor);
+        let fee_seller = self.fee(trade.seller, currency, trade.amount_minor);
+        let (amount, fee_buyer, fee_seller) = if sign > 0 {
+            (amount, fee_buyer, fee_seller)
+        } else {
+            (-amount, -fee_buyer, -fee_seller)
+        };
+        let buyer = &mut self.cash[trade.buyer.0 as usize * self.currencies + currency];
+        buyer.bought += amount;
+        buyer.fees += fee_buyer;
+        buyer.trades = buyer.trades.wrapping_add_signed(i64::from(sign));
+        let seller = &mut self.cash[trade.seller.0 as usize * self.currencies + currency];
+        seller.sold += amount;
+        seller.fees += fee_seller;
+        seller.trades = seller.trades.wrapping_add_signed(i64::from(sign));
+        // Quantities are > 0 (validated), so the negation cannot overflow.
+        let quantity = if sign > 0 {
+            trade.quantity
+        } else {
+            -trade.quantity
+        };
+        self.add_qty(trade.buyer.0, trade.instrument.0, quantity, 0);
+        self.add_qty(trade.seller.0, trade.instrument.0, 0, quantity);
+    }
+
+    #[inline]
+    fn add_qty(&mut self, member: u32, instrument: u32, bought: i64, sold: i64) {
+        let cell = match &mut self.qty {
+            QtyGrid::Dense(cells) => {
+                &mut cells[member as usize * self.instruments + instrument as usize]
+            }
+            QtyGrid::Sparse(map) => map.entry((member, instrument)).or_default(),
+        };
+        let spilled_bought = add_or_spill(&mut cell.bought, bought);
+        let spilled_sold = add_or_spill(&mut cell.sold, sold);
+        if spilled_bought.is_some() || spilled_sold.is_some() {
+            let spill = self.qty_spill.entry((member, instrument)).or_default();
+            spill.0 += i128::from(spilled_bought.unwrap_or(0));
+            spill.1 += i128::from(spilled_sold.unwrap_or(0));
         }
     }
 
@@ -124,24 +273,42 @@ impl NettingAccumulator {
             a.bought += b.bought;
             a.sold += b.sold;
             a.fees += b.fees;
-            a.trades += b.trades;
+            a.trades = a.trades.wrapping_add(b.trades);
         }
-        match (&mut self.qty, other.qty) {
-            (QtyGrid::Dense(a), QtyGrid::Dense(b)) => {
-                for (x, y) in a.iter_mut().zip(b) {
-                    x.bought += y.bought;
-                    x.sold += y.sold;
+        match other.qty {
+            QtyGrid::Dense(b) => {
+                for (i, y) in b.into_iter().enumerate() {
+                    if y != QtyCell::default() {
+                        let member = (i / self.instruments) as u32;
+                        let instrument = (i % self.instruments) as u32;
+                        self.add_qty(member, instrument, y.bought, y.sold);
+                    }
                 }
             }
-            (QtyGrid::Sparse(a), QtyGrid::Sparse(b)) => {
-                for (key, y) in b {
-                    let x = a.entry(key).or_default();
-                    x.bought += y.bought;
-                    x.sold += y.sold;
+            QtyGrid::Sparse(b) => {
+                for ((member, instrument), y) in b {
+                    self.add_qty(member, instrument, y.bought, y.sold);
                 }
             }
-            _ => unreachable!("accumulators built from the same reference data"),
         }
+        for (key, (bought, sold)) in other.qty_spill {
+            let x = self.qty_spill.entry(key).or_default();
+            x.0 += bought;
+            x.1 += sold;
+        }
+    }
+
+    /// `(bought, sold)` of one cell, spill included.
+    fn qty_total(&self, member: u32, instrument: u32, cell: &QtyCell) -> (i128, i128) {
+        let (spill_bought, spill_sold) = self
+            .qty_spill
+            .get(&(member, instrument))
+            .copied()
+            .unwrap_or_default();
+        (
+            i128::from(cell.bought) + spill_bought,
+            i128::from(cell.sold) + spill_sold,
+        )
     }
 
     /// The nets, sorted by member then currency / instrument, with conservation checked.
@@ -177,7 +344,8 @@ impl NettingAccumulator {
         let mut qty: Vec<QtyNet> = Vec::new();
         let mut push_qty =
             |member: u32, instrument: u32, cell: &QtyCell| -> Result<(), EngineError> {
-                if cell.bought == 0 && cell.sold == 0 {
+                let (bought, sold) = self.qty_total(member, instrument, cell);
+                if bought == 0 && sold == 0 {
                     return Ok(());
                 }
                 let narrow = |value: i128, what: &str| {
@@ -192,9 +360,9 @@ impl NettingAccumulator {
                 qty.push(QtyNet {
                     member: MemberIdx(member),
                     instrument: InstrumentIdx(instrument),
-                    bought: narrow(cell.bought, "bought quantity")?,
-                    sold: narrow(cell.sold, "sold quantity")?,
-                    net: narrow(cell.bought - cell.sold, "net quantity")?,
+                    bought: narrow(bought, "bought quantity")?,
+                    sold: narrow(sold, "sold quantity")?,
+                    net: narrow(bought - sold, "net quantity")?,
                 });
                 Ok(())
             };
@@ -300,5 +468,31 @@ impl Nets {
 
     pub fn fee_total(&self, currency: CurrencyIdx) -> AmountMinor {
         AmountMinor(self.fee_totals_minor[currency.0 as usize])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn rounding_in_64_bits_equals_128_bits(n in any::<i64>(), scale in 0u32..19) {
+            let d = 10i64.pow(scale);
+            prop_assert_eq!(
+                i128::from(div_round_half_away_i64(n, d)),
+                div_round_half_away(i128::from(n), i128::from(d))
+            );
+        }
+    }
+
+    #[test]
+    fn spilling_keeps_sums_exact() {
+        let mut cell = i64::MAX - 1;
+        assert_eq!(add_or_spill(&mut cell, 5), Some(i64::MAX - 1));
+        assert_eq!(cell, 5);
+        assert_eq!(add_or_spill(&mut cell, -10), None);
+        assert_eq!(cell, -5);
     }
 }

@@ -87,27 +87,37 @@ impl<'r> TradeValidator<'r> {
     /// `(column, value, reason)`. The first valid-looking row sets the day's date unless the
     /// validator was given one.
     fn check(&mut self, line: u64, t: &TradeFields<'_>) -> Result<ValidTrade, TradeProblem> {
-        let date = parse_business_date(t)?;
-        match &self.day {
-            Some(day) if day.date != date => {
-                return Err((
-                    "business_date",
-                    t.business_date.to_string(),
-                    format!(
-                        "differs from the day's business date {} (set by {})",
-                        day.date, day.set_by
-                    ),
-                ))
-            }
-            Some(_) => {}
-            None => {
-                self.day = Some(DayDate {
-                    date,
-                    set_by: Location::new(&self.file, line),
-                })
-            }
-        }
+        check_day(&mut self.day, &self.file, line, t)?;
         check_against_reference(self.refs, t)
+    }
+}
+
+/// The business-date check of one row: the first valid-looking row sets the day's date
+/// (`day` is `None` until then, unless the date was known beforehand), every row must have it.
+pub fn check_day(
+    day: &mut Option<DayDate>,
+    file: &Path,
+    line: u64,
+    t: &TradeFields<'_>,
+) -> Result<(), TradeProblem> {
+    let date = parse_business_date(t)?;
+    match day {
+        Some(day) if day.date != date => Err((
+            "business_date",
+            t.business_date.to_string(),
+            format!(
+                "differs from the day's business date {} (set by {})",
+                day.date, day.set_by
+            ),
+        )),
+        Some(_) => Ok(()),
+        None => {
+            *day = Some(DayDate {
+                date,
+                set_by: Location::new(file, line),
+            });
+            Ok(())
+        }
     }
 }
 
@@ -226,6 +236,13 @@ pub fn trade_amount_minor(
     quantity: i64,
     minor_digits: u32,
 ) -> Option<i64> {
+    // Nearly every trade fits 64 bits; the 128-bit path below gives the same result and is
+    // the one taken whenever a 64-bit step would overflow.
+    if let Some(amount) =
+        trade_amount_minor_i64(price_mantissa, price_scale, quantity, minor_digits)
+    {
+        return Some(amount);
+    }
     let product = i128::from(price_mantissa).checked_mul(i128::from(quantity))?;
     let amount = if minor_digits >= price_scale {
         product.checked_mul(10i128.checked_pow(minor_digits - price_scale)?)?
@@ -236,6 +253,23 @@ pub fn trade_amount_minor(
         )
     };
     i64::try_from(amount).ok()
+}
+
+/// [`trade_amount_minor`] in 64-bit arithmetic; `None` when any step overflows.
+#[inline]
+fn trade_amount_minor_i64(
+    price_mantissa: i64,
+    price_scale: u32,
+    quantity: i64,
+    minor_digits: u32,
+) -> Option<i64> {
+    let product = price_mantissa.checked_mul(quantity)?;
+    if minor_digits >= price_scale {
+        product.checked_mul(10i64.checked_pow(minor_digits - price_scale)?)
+    } else {
+        let divisor = 10i64.checked_pow(price_scale - minor_digits)?;
+        Some(crate::netting::div_round_half_away_i64(product, divisor))
+    }
 }
 
 impl TradeSink for TradeValidator<'_> {
@@ -290,5 +324,31 @@ mod tests {
         assert_eq!(trade_amount_minor(15, 1, 3, 0), Some(5)); // 4.5 → 5
         assert_eq!(trade_amount_minor(5, 0, 3, 2), Some(1500));
         assert_eq!(trade_amount_minor(i64::MAX, 0, i64::MAX, 2), None);
+    }
+
+    /// The amount computed in 128 bits only, as before the 64-bit fast path.
+    fn amount_in_128_bits(mantissa: i64, scale: u32, quantity: i64, digits: u32) -> Option<i64> {
+        let product = i128::from(mantissa).checked_mul(i128::from(quantity))?;
+        let amount = if digits >= scale {
+            product.checked_mul(10i128.checked_pow(digits - scale)?)?
+        } else {
+            clearhouse_formats::money::div_round_half_away(product, 10i128.pow(scale - digits))
+        };
+        i64::try_from(amount).ok()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_64_bit_path_gives_the_128_bit_amount(
+            mantissa in proptest::prelude::any::<i64>(),
+            scale in 0u32..=18,
+            quantity in proptest::prop_oneof![1i64..1_000_000, proptest::prelude::any::<i64>()],
+            digits in 0u32..=4,
+        ) {
+            proptest::prop_assert_eq!(
+                trade_amount_minor(mantissa, scale, quantity, digits),
+                amount_in_128_bits(mantissa, scale, quantity, digits)
+            );
+        }
     }
 }

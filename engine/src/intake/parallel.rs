@@ -1,0 +1,405 @@
+//! Trade files read, validated and netted on several threads, with exactly the result of
+//! reading them one after the other into one [`crate::validate::TradeValidator`].
+//!
+//! The unit of work is a file (the reader API reads whole files): workers take the next file
+//! in name order from a shared counter. Each worker owns a netting accumulator and an id
+//! record ([`IdRecord`]); each file gets its own rejects. Nothing is shared while reading.
+//!
+//! Why the result equals the sequential one:
+//! - **Netting** is a sum: the workers' accumulators add up to one accumulator of all rows.
+//! - **The business date**: sequentially, the first valid-looking row of the first file that
+//!   has one sets the date, and every later row is judged against it. A worker cannot know
+//!   that row, so each file is judged against its own first date. If every file's first date
+//!   is the day's date and no row was refused for another date, no row was judged
+//!   differently. Otherwise (a day with several dates, which is invalid input anyway) the
+//!   files are read once more, judged against the day's date from the start.
+//! - **De-duplication**: the first (valid) occurrence of a trade id, in file order, is the
+//!   trade; a later one with the same content is a duplicate, with other content a conflict.
+//!   Pass 1 nets every valid row and records its id. [`find_suspects`] then names every id
+//!   that may repeat. If there is none (the normal day) pass 1's result is final. Otherwise
+//!   pass 2 reads the files again and collects, for just those ids, every valid occurrence
+//!   with its place and exact content; sorted by (id, file, line), each id's first occurrence
+//!   stays netted and each later one is taken back out of the nets
+//!   ([`NettingAccumulator::remove`]) and counted as a duplicate or rejected as a conflict,
+//!   at its own file and line. Content is compared field by field (normalised price), not by
+//!   hash.
+//! - **Rejects** are kept per file in the order the reader reports them; conflicts are merged
+//!   in by line, and files are concatenated in name order.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rustc_hash::FxHashSet;
+
+use clearhouse_formats::model::{BusinessDate, Location, RowError, TradeFields};
+use clearhouse_formats::trades::{read_trades, TradeFormat, TradeSink};
+
+use crate::dedup::record::{find_suspects, fingerprint, IdRecord};
+use crate::netting::{NettingAccumulator, ValidTrade};
+use crate::reference::RefData;
+use crate::validate::{check_against_reference, check_day, DayDate, TradeCounts, ValidatedTrades};
+use crate::EngineError;
+
+/// Valid trades buffered per worker before they are netted in one go (with prefetching).
+const NET_BATCH: usize = 512;
+
+/// What pass 1 learnt about one file.
+#[derive(Debug, Default)]
+struct FileOutcome {
+    /// The date of the file's first valid-looking row (or the given date).
+    day: Option<DayDate>,
+    /// A row was refused because its date differed from `day`.
+    date_mismatch: bool,
+    rejects: Vec<RowError>,
+}
+
+/// One worker's sums over the files it read.
+struct Worker {
+    netting: NettingAccumulator,
+    ids: IdRecord,
+    counts: TradeCounts,
+    batch: Vec<ValidTrade>,
+}
+
+impl Worker {
+    fn flush(&mut self) {
+        self.netting.push_all(&self.batch);
+        self.batch.clear();
+    }
+}
+
+/// The pass-1 sink of one file.
+struct FileSink<'a> {
+    refs: &'a RefData,
+    file: &'a Path,
+    outcome: FileOutcome,
+    worker: &'a mut Worker,
+}
+
+impl TradeSink for FileSink<'_> {
+    #[inline]
+    fn trade(&mut self, line: u64, t: &TradeFields<'_>) {
+        self.worker.counts.rows += 1;
+        let checked = check_day(&mut self.outcome.day, self.file, line, t)
+            .and_then(|()| check_against_reference(self.refs, t));
+        match checked {
+            Ok(valid) => {
+                self.worker.counts.netted += 1;
+                self.worker.ids.record(t.trade_id);
+                self.worker.batch.push(valid);
+                if self.worker.batch.len() == NET_BATCH {
+                    self.worker.flush();
+                }
+            }
+            Err((column, value, reason)) => {
+                // A date that parses was refused only for differing from the file's date.
+                if column == "business_date" && BusinessDate::parse(t.business_date).is_some() {
+                    self.outcome.date_mismatch = true;
+                }
+                self.worker.counts.rejected += 1;
+                self.outcome.rejects.push(RowError::new(
+                    Location::new(self.file, line),
+                    t.trade_id,
+                    column,
+                    &value,
+                    reason,
+                ));
+            }
+        }
+    }
+
+    fn bad_row(&mut self, error: RowError) {
+        self.worker.counts.rows += 1;
+        self.worker.counts.rejected += 1;
+        self.outcome.rejects.push(error);
+    }
+}
+
+/// The exact content of a trade, as [`crate::dedup::content_hash`] defines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Content {
+    business_date: Box<str>,
+    instrument: Box<str>,
+    buyer: Box<str>,
+    seller: Box<str>,
+    price: (i64, u32),
+    quantity: i64,
+    executed_at: Option<Box<str>>,
+}
+
+impl Content {
+    fn of(t: &TradeFields<'_>) -> Content {
+        Content {
+            business_date: t.business_date.into(),
+            instrument: t.instrument.into(),
+            buyer: t.buyer.into(),
+            seller: t.seller.into(),
+            price: (t.price.mantissa, t.price.scale),
+            quantity: t.quantity,
+            executed_at: t.executed_at.map(Into::into),
+        }
+    }
+}
+
+/// A valid row whose id may repeat, as pass 2 found it.
+#[derive(Debug)]
+struct Occurrence {
+    id: Box<str>,
+    file: usize,
+    line: u64,
+    content: Content,
+    trade: ValidTrade,
+}
+
+/// The pass-2 sink of one file: valid rows with a suspect id.
+struct SuspectSink<'a> {
+    refs: &'a RefData,
+    file: &'a Path,
+    file_index: usize,
+    day: Option<DayDate>,
+    suspects: &'a FxHashSet<u64>,
+    found: &'a mut Vec<Occurrence>,
+}
+
+impl TradeSink for SuspectSink<'_> {
+    fn trade(&mut self, line: u64, t: &TradeFields<'_>) {
+        if !self.suspects.contains(&fingerprint(t.trade_id.as_bytes())) {
+            return;
+        }
+        let checked = check_day(&mut self.day, self.file, line, t)
+            .and_then(|()| check_against_reference(self.refs, t));
+        if let Ok(trade) = checked {
+            self.found.push(Occurrence {
+                id: t.trade_id.into(),
+                file: self.file_index,
+                line,
+                content: Content::of(t),
+                trade,
+            });
+        }
+    }
+
+    fn bad_row(&mut self, _error: RowError) {}
+}
+
+/// Runs `work(worker state, file index)` for every file on up to `threads` threads, each
+/// thread taking the next file in order. Returns each thread's state and, per file, what
+/// `work` returned, in file order.
+fn for_each_file<S: Send, R: Send>(
+    files: usize,
+    threads: usize,
+    new_state: impl Fn() -> S + Sync,
+    work: impl Fn(&mut S, usize) -> R + Sync,
+) -> (Vec<S>, Vec<R>) {
+    let next = AtomicUsize::new(0);
+    let run = || {
+        let mut state = new_state();
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            if i >= files {
+                break;
+            }
+            done.push((i, work(&mut state, i)));
+        }
+        (state, done)
+    };
+    let threads = threads.clamp(1, files.max(1));
+    let finished: Vec<(S, Vec<(usize, R)>)> = if threads == 1 {
+        vec![run()]
+    } else {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads).map(|_| scope.spawn(run)).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("an intake worker panicked"))
+                .collect()
+        })
+    };
+    let mut states = Vec::with_capacity(finished.len());
+    let mut results: Vec<(usize, R)> = Vec::with_capacity(files);
+    for (state, done) in finished {
+        states.push(state);
+        results.extend(done);
+    }
+    results.sort_by_key(|(i, _)| *i);
+    debug_assert!(results.iter().enumerate().all(|(k, (i, _))| k == *i));
+    (states, results.into_iter().map(|(_, r)| r).collect())
+}
+
+type PassOne = (Vec<Worker>, Vec<FileOutcome>);
+
+/// Pass 1: every file validated and every valid row netted and its id recorded. `day` is the
+/// day's date when known beforehand; otherwise each file starts without one.
+fn pass_one(
+    refs: &RefData,
+    files: &[(PathBuf, TradeFormat)],
+    threads: usize,
+    day: Option<&DayDate>,
+) -> Result<PassOne, EngineError> {
+    let (workers, outcomes) = for_each_file(
+        files.len(),
+        threads,
+        || Worker {
+            netting: NettingAccumulator::new(refs),
+            ids: IdRecord::default(),
+            counts: TradeCounts::default(),
+            batch: Vec::with_capacity(NET_BATCH),
+        },
+        |worker, i| {
+            let (path, format) = &files[i];
+            let mut sink = FileSink {
+                refs,
+                file: path,
+                outcome: FileOutcome {
+                    day: day.cloned(),
+                    ..FileOutcome::default()
+                },
+                worker,
+            };
+            let read = read_trades(path, *format, &mut sink);
+            let outcome = sink.outcome;
+            worker.flush();
+            read.map(|_| outcome)
+        },
+    );
+    let outcomes = outcomes.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok((workers, outcomes))
+}
+
+/// Pass 2: every valid occurrence of a suspect id, judged against the day's date.
+fn pass_two(
+    refs: &RefData,
+    files: &[(PathBuf, TradeFormat)],
+    threads: usize,
+    day: Option<&DayDate>,
+    suspects: &FxHashSet<u64>,
+) -> Result<Vec<Occurrence>, EngineError> {
+    let (found, reads) = for_each_file(files.len(), threads, Vec::new, |found, i| {
+        let (path, format) = &files[i];
+        let mut sink = SuspectSink {
+            refs,
+            file: path,
+            file_index: i,
+            day: day.cloned(),
+            suspects,
+            found,
+        };
+        read_trades(path, *format, &mut sink)
+    });
+    for read in reads {
+        read?;
+    }
+    Ok(found.into_iter().flatten().collect())
+}
+
+/// Each later occurrence of an id taken back out of the nets and counted as a duplicate (same
+/// content as the first) or returned as a conflict `(file, reject)`.
+fn settle_repeats(
+    files: &[(PathBuf, TradeFormat)],
+    mut found: Vec<Occurrence>,
+    netting: &mut NettingAccumulator,
+    counts: &mut TradeCounts,
+) -> Vec<(usize, RowError)> {
+    found.sort_by(|a, b| (&a.id, a.file, a.line).cmp(&(&b.id, b.file, b.line)));
+    let mut conflicts = Vec::new();
+    for group in found.chunk_by(|a, b| a.id == b.id) {
+        let first = &group[0];
+        for later in &group[1..] {
+            netting.remove(&later.trade);
+            counts.netted -= 1;
+            if later.content == first.content {
+                counts.duplicates += 1;
+            } else {
+                counts.rejected += 1;
+                conflicts.push((
+                    later.file,
+                    RowError::new(
+                        Location::new(&files[later.file].0, later.line),
+                        &*later.id,
+                        "trade_id",
+                        &later.id,
+                        "was already used by a trade with different content",
+                    ),
+                ));
+            }
+        }
+    }
+    conflicts
+}
+
+/// `rejects` (in reader order) with `conflicts` (one per line) merged in where the
+/// sequential validator would have reported them: before the first reject of a later line.
+fn merge_by_line(rejects: Vec<RowError>, mut conflicts: Vec<RowError>) -> Vec<RowError> {
+    if conflicts.is_empty() {
+        return rejects;
+    }
+    conflicts.sort_by_key(|c| c.location.line);
+    let mut merged = Vec::with_capacity(rejects.len() + conflicts.len());
+    let mut pending = conflicts.into_iter().peekable();
+    for r in rejects {
+        while let Some(c) = pending.next_if(|c| c.location.line < r.location.line) {
+            merged.push(c);
+        }
+        merged.push(r);
+    }
+    merged.extend(pending);
+    merged
+}
+
+/// Reads, validates, de-duplicates and nets `files` on up to `threads` threads. `day` is the
+/// business date when known beforehand. The result is the sequential one, exactly.
+pub fn validate_files(
+    refs: &RefData,
+    files: &[(PathBuf, TradeFormat)],
+    threads: usize,
+    day: Option<DayDate>,
+) -> Result<ValidatedTrades, EngineError> {
+    let (mut workers, mut outcomes) = pass_one(refs, files, threads, day.as_ref())?;
+    let day = day.or_else(|| outcomes.iter().find_map(|o| o.day.clone()));
+    if let Some(day) = &day {
+        let judged_alike = outcomes.iter().all(|o| {
+            let same_date = match &o.day {
+                Some(d) => d.date == day.date,
+                None => true,
+            };
+            same_date && !o.date_mismatch
+        });
+        if !judged_alike {
+            (workers, outcomes) = pass_one(refs, files, threads, Some(day))?;
+        }
+    }
+    let mut counts = TradeCounts::default();
+    let mut netting: Option<NettingAccumulator> = None;
+    let mut records = Vec::with_capacity(workers.len());
+    for w in workers {
+        counts.rows += w.counts.rows;
+        counts.netted += w.counts.netted;
+        counts.rejected += w.counts.rejected;
+        counts.duplicates += w.counts.duplicates;
+        records.push(w.ids);
+        match &mut netting {
+            Some(n) => n.merge(w.netting),
+            None => netting = Some(w.netting),
+        }
+    }
+    let mut netting = netting.unwrap_or_else(|| NettingAccumulator::new(refs));
+    let suspects = find_suspects(records, threads);
+    let mut conflicts: Vec<Vec<RowError>> = vec![Vec::new(); files.len()];
+    if !suspects.is_empty() {
+        let found = pass_two(refs, files, threads, day.as_ref(), &suspects)?;
+        for (file, reject) in settle_repeats(files, found, &mut netting, &mut counts) {
+            conflicts[file].push(reject);
+        }
+    }
+    let mut rejects = Vec::new();
+    for (outcome, file_conflicts) in outcomes.into_iter().zip(conflicts) {
+        rejects.extend(merge_by_line(outcome.rejects, file_conflicts));
+    }
+    Ok(ValidatedTrades {
+        day,
+        netting,
+        rejects,
+        counts,
+    })
+}
