@@ -125,6 +125,7 @@ fn main() {
         args.clients,
         bytes as f64 / (1 << 20) as f64
     );
+    let cpu_before = server.cpu_seconds();
     let started = Instant::now();
     let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..args.clients)
@@ -150,6 +151,7 @@ fn main() {
             .collect()
     });
     let elapsed = started.elapsed();
+    let server_cpu = server.cpu_seconds() - cpu_before;
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() - 1) as f64 * p) as usize];
     let metrics = server.get("/metrics");
@@ -168,6 +170,20 @@ fn main() {
         pct(0.5).as_secs_f64() * 1e3,
         pct(0.99).as_secs_f64() * 1e3,
         fsyncs
+    );
+    // The machine may be shared: the server's own CPU time per trade does not depend on what
+    // else runs, and bounds what two dedicated cores could take.
+    let cpu_per_trade = server_cpu / lines.len() as f64;
+    println!(
+        "  server CPU {:.3}s = {:.2} µs/trade (user+sys): {:.0} trades/s per core, load average {}",
+        server_cpu,
+        cpu_per_trade * 1e6,
+        1.0 / cpu_per_trade,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split(' ')
+            .next()
+            .unwrap_or("?")
     );
     let t = Instant::now();
     let close = server.post("/v1/sessions/2026-11-25/close", OPERATOR, b"");
@@ -214,6 +230,24 @@ impl Server {
 
     fn get(&mut self, path: &str) -> String {
         Conn::new(self.addr).request("GET", path, None, b"").1
+    }
+
+    /// User + system CPU seconds of the server process so far (Linux /proc).
+    fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which is in parentheses): utime is 14th, stime 15th.
+        let after = stat.rsplit(')').next().unwrap_or("");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        // Clock ticks are USER_HZ, 100 on Linux.
+        let hz = 100.0;
+        (ticks(11) + ticks(12)) / hz
     }
 
     fn stop(mut self) {
