@@ -1,0 +1,1 @@
+//! Clearhouse benchmarks: criterion benches in `benches/`, load generators in `src/bin/`.
