@@ -16,8 +16,7 @@ use clearhouse_engine::posting::post_nets;
 use clearhouse_engine::reference::RefData;
 use clearhouse_engine::validate::TradeValidator;
 use clearhouse_formats::model::{
-    Bank, BusinessDate, FeeRate, Instrument, Member, MemberStatus, Platform, ShortfallPolicy,
-    TradeFields,
+    Bank, FeeRate, Instrument, Member, MemberStatus, Platform, ShortfallPolicy, TradeFields,
 };
 use clearhouse_formats::money::{Currency, Decimal as Dec};
 use clearhouse_formats::trades::TradeSink;
