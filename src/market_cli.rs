@@ -57,7 +57,9 @@ pub struct CloseArgs {
 #[derive(Subcommand)]
 pub enum JournalAction {
     /// Check every CRC, the hash chain, every record and each session header; exit 6 if a
-    /// journal is damaged (the message names the segment file and the byte offset).
+    /// journal is damaged (the message names the segment file and the byte offset). Strict: a
+    /// torn tail left by a crash counts as damage until the session is recovered (the next
+    /// `serve`, `open`, `ingest` or `close` truncates it).
     Verify {
         #[arg(long, default_value = "./clearhouse-data")]
         data_dir: PathBuf,

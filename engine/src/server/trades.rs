@@ -60,7 +60,7 @@ pub(super) async fn post_trades(
     };
     let trades_max = state.limits.trades_per_request_max;
     let work = tokio::task::spawn_blocking(move || {
-        let mut batch = session.start_batch(Path::new(SOURCE));
+        let mut batch = session.start_batch_sized(Path::new(SOURCE), body.len());
         read_json_body(&body, Path::new(SOURCE), trades_max, &mut batch).map_err(Failure::Body)?;
         session.commit(batch).map_err(Failure::Engine)
     });
