@@ -159,6 +159,11 @@ fn a_day_through_the_server_equals_run() {
     let missing = server.request("GET", "/v1/accounts/NOBODY", Some(SUBMIT), b"");
     assert_eq!(missing.status, 404);
     assert_eq!(server.terminate().code(), Some(0));
+
+    // The opening posted by init and the session's batch audit clean, the journal included.
+    let audit = clearhouse(&["audit", "--data-dir", served.to_str().unwrap()]);
+    assert_eq!(audit.code, 0, "{}", audit.text());
+    assert!(audit.stdout.contains("1 journals"), "{}", audit.stdout);
 }
 
 #[test]
