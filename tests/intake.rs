@@ -284,11 +284,8 @@ fn auth_roles_and_limits() {
     assert_eq!(r.status, 422);
     assert!(r.body.contains("different content"), "{}", r.body);
 
-    // Connections: four idle ones hold every slot; the next is told 429 at once.
-    let idle: Vec<_> = (0..4)
-        .map(|_| std::net::TcpStream::connect(server.addr).unwrap())
-        .collect();
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Connections: four kept-alive ones hold every slot; the next is told 429 at once.
+    let idle: Vec<_> = (0..4).map(|_| kept_alive(server.addr)).collect();
     let over = server.request("GET", "/healthz", None, b"");
     assert_eq!(over.status, 429, "{}", over.body);
     drop(idle);
@@ -331,6 +328,31 @@ fn auth_roles_and_limits() {
     let server = Server::start(&data, &[]);
     let state = server.request("GET", &format!("/v1/sessions/{DATE}"), Some(SUBMIT), b"");
     assert_eq!(state.json()["trades"], 3, "{}", state.body);
+}
+
+/// A connection that was answered once and stays open (so it holds a connection slot). The
+/// slots of earlier connections are freed as their tasks end: until then this one may be told
+/// 429, and tries again.
+fn kept_alive(addr: std::net::SocketAddr) -> std::net::TcpStream {
+    use std::io::{Read, Write};
+    for _ in 0..100 {
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nhost: test\r\n\r\n")
+            .unwrap();
+        let mut reply = Vec::new();
+        let mut buf = [0u8; 512];
+        while !reply.ends_with(b"\r\n\r\nok\n") && !reply.starts_with(b"HTTP/1.1 429") {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&reply));
+            reply.extend_from_slice(&buf[..n]);
+        }
+        if reply.starts_with(b"HTTP/1.1 200") {
+            return stream;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("no connection slot freed up");
 }
 
 /// `init`, `open`, `ingest`, `close` and `journal verify` from the command line; a flipped

@@ -69,21 +69,28 @@ pub struct Server {
 
 impl Server {
     pub fn start(data: &Path, extra: &[&str]) -> Server {
+        // The server's log goes to a file beside the data directory: a pipe nobody reads
+        // could fill up and stall it.
+        let log = data.with_extension("serve.log");
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .unwrap();
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .args(extra)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
         let Some(addr) = line.trim().strip_prefix("clearhouse: listening on http://") else {
-            let mut err = String::new();
-            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
             let _ = child.wait();
+            let err = std::fs::read_to_string(&log).unwrap_or_default();
             panic!("server did not start: {line:?} {err}");
         };
         Server {

@@ -279,6 +279,10 @@ pub(crate) fn engine_error(e: &EngineError) -> Response {
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("{e}: send fewer trades per request"),
         ),
-        other => error(StatusCode::INTERNAL_SERVER_ERROR, &other.to_string()),
+        other => {
+            // The client sees the message too; the operator needs it in the log.
+            eprintln!("clearhouse: error: {other}");
+            error(StatusCode::INTERNAL_SERVER_ERROR, &other.to_string())
+        }
     }
 }

@@ -41,7 +41,23 @@ pub(super) fn recover_open(state: &AppState) -> Result<Option<Session>, EngineEr
         if journal::verify(&dir).is_ok_and(|v| v.sealed) {
             continue;
         }
-        let (session, _) = Session::open(&state.data, date, state.session_options.clone())?;
+        let (session, report) = Session::open(&state.data, date, state.session_options.clone())?;
+        let torn = report
+            .recovery
+            .truncated
+            .as_ref()
+            .map_or(String::new(), |t| {
+                format!(
+                    "; a torn tail of {} bytes ({} unacknowledged records) was truncated in {}",
+                    t.bytes_discarded,
+                    t.records_discarded,
+                    t.file.display()
+                )
+            });
+        eprintln!(
+            "clearhouse: recovered the open session of {date}: {} trades{torn}",
+            report.trades_recovered
+        );
         if let Some(other) = &found {
             return Err(EngineError::Session(format!(
                 "two sessions are open ({} and {date}): close one with `clearhouse close`",
@@ -78,6 +94,7 @@ pub(super) async fn open(State(state): State<Arc<AppState>>, Path(date): Path<St
             let session = Arc::new(session);
             let body = session_json(date, "open", Some(&session), true);
             state.set_open(Some(session));
+            eprintln!("clearhouse: session {date} opened");
             json(StatusCode::CREATED, body)
         }
         Ok(Err(e)) => engine_error(&e),
@@ -121,6 +138,11 @@ pub(super) async fn close(
     match closed {
         Ok(Ok(report)) => {
             state.metrics.sessions_closed.fetch_add(1, Relaxed);
+            eprintln!(
+                "clearhouse: session {date} closed: batch {:?} (exit code {})",
+                report.status,
+                report.status.exit_code()
+            );
             close_response(date, &report)
         }
         Ok(Err(e)) => engine_error(&e),
