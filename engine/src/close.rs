@@ -68,35 +68,29 @@ pub fn run_sealed(
     date: BusinessDate,
     observer: &mut dyn Observer,
 ) -> Result<RunReport, EngineError> {
-    let timer = Timer::new();
-    observer.stage("digest");
+    let mut timer = Timer::new();
     let dir = data.journal_dir(date);
-    let verified = journal::verify(&dir)?;
-    if !verified.sealed {
-        return Err(EngineError::Session(format!(
-            "the session of {date} is still open ({} is not sealed)",
-            dir.display()
-        )));
-    }
-    let digest = session_digest(date, &verified);
     let opts = RunOptions {
         day_dir: dir.clone(),
         data_dir: data.root().to_path_buf(),
         out_dir: None,
         skip_invalid: false,
     };
-    let mut ledger = Ledger::open(data.root())?;
-    let mut timer = match restore_if_posted(&opts, &ledger, &digest, timer)? {
-        Ok(report) => return Ok(report),
-        Err(timer) => timer,
-    };
     observer.stage("reference data");
     let snapshot = data.session_reference_dir(date);
     let refs = load_reference(&snapshot)?;
     let reference = reference_digest(&snapshot)?;
     timer.lap("reference");
+    // One strict pass over the journal: every CRC and chain link checked, every trade
+    // validated; it fails unless the journal is sealed. Its final chain value keys the batch.
     observer.stage("trades");
-    let validated = crate::intake::validate_journal(&refs, &dir, date, reference)?;
+    let (validated, verified) = crate::intake::validate_journal(&refs, &dir, date, reference)?;
+    let digest = session_digest(date, &verified);
+    let mut ledger = Ledger::open(data.root())?;
+    let timer = match restore_if_posted(&opts, &ledger, &digest, timer)? {
+        Ok(report) => return Ok(report),
+        Err(timer) => timer,
+    };
     let source = SourceInput {
         refs: &refs,
         openings: Openings::none(),

@@ -55,12 +55,14 @@ pub fn validate_trade_files_sequential(
 /// the header first (it must name `date` and the reference data `refs` was loaded from, whose
 /// digest is `reference_digest`), then every trades record in journal order. Rows are
 /// numbered by journal sequence number. The journal is read strictly: any damage is an error.
+/// Returns the journal's verification too (its final chain value keys the batch), so a sealed
+/// journal is read once.
 pub fn validate_journal(
     refs: &RefData,
     dir: &std::path::Path,
     date: clearhouse_formats::model::BusinessDate,
     reference_digest: [u8; 32],
-) -> Result<ValidatedTrades, EngineError> {
+) -> Result<(ValidatedTrades, crate::journal::VerifyReport), EngineError> {
     use crate::session::record;
     use clearhouse_formats::model::Location;
 
@@ -108,5 +110,5 @@ pub fn validate_journal(
             dir.display()
         )));
     }
-    Ok(validator.finish())
+    Ok((validator.finish(), report))
 }

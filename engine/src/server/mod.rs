@@ -177,9 +177,12 @@ async fn run(
         Arc::clone(&state.metrics),
     );
     let app = router(Arc::clone(&state));
+    // Handlers are installed before anyone is told the address: a SIGTERM sent right after
+    // start must stop the server gracefully, not kill it.
+    let stop = shutdown_signal()?;
     ready(local);
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stop)
         .await
         .map_err(|e| EngineError::Session(format!("server on {local}: {e}")))
 }
@@ -242,19 +245,20 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT; both handlers are installed when this returns.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, EngineError> {
     use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
+    let install = |kind| {
+        signal(kind).map_err(|e| EngineError::Session(format!("cannot handle signals: {e}")))
+    };
+    let mut term = install(SignalKind::terminate())?;
+    let mut int = install(SignalKind::interrupt())?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-        Err(_) => {
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+    })
 }
 
 /// A JSON response of the given status.
