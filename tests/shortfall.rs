@@ -101,7 +101,9 @@ fn cover_posts_and_the_guarantee_account_pays() {
     let db = rusqlite::Connection::open(data.join("ledger.sqlite")).unwrap();
     let pos = |account: &str| -> i64 {
         db.query_row(
-            "SELECT quantity FROM positions WHERE account = ?1 AND instrument = 'X'",
+            // A position of zero is not stored: no row reads as 0.
+            "SELECT coalesce(
+                 (SELECT quantity FROM positions WHERE account = ?1 AND instrument = 'X'), 0)",
             [account],
             |r| r.get(0),
         )

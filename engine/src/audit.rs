@@ -101,16 +101,24 @@ pub fn audit(data_dir: &Path) -> Result<AuditReport, EngineError> {
             .map_err(|e| sql(&path, e))
     };
     report.batches = count("SELECT count(*) FROM batches")?;
-    report.entries = count("SELECT count(*) FROM entries")?;
+    // Every leg: rows of `entries` and the packed legs of `entry_sets` (schema 2; a schema-1
+    // ledger not yet opened by a run has only `entries`, and `positions` as a table).
+    let schema = count("SELECT value FROM meta WHERE key = 'schema'")?;
+    let legs = if schema >= 2 {
+        "all_entries"
+    } else {
+        "entries"
+    };
+    report.entries = count(&format!("SELECT count(*) FROM {legs}"))?;
 
     // Entries on virtual accounts (those in `accounts`); legs on custody accounts and the
     // depository are the outside world's side and hold no virtual balance.
     let mut stmt = conn
-        .prepare(
+        .prepare(&format!(
             "SELECT e.business_date, e.entry_id, e.kind, e.account, e.asset, e.amount,
                     e.account IN (SELECT account FROM accounts)
-             FROM entries e",
-        )
+             FROM {legs} e"
+        ))
         .map_err(|e| sql(&path, e))?;
     let mut cash: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut quantity: BTreeMap<(String, String), i64> = BTreeMap::new();

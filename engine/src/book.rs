@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::ledger::{Balance, EntryLeg, Snapshot};
+use crate::ledger::{Balance, EntryLeg, PositionSet, Snapshot};
 use crate::EngineError;
 
 /// What an entry moves: money (minor units of a currency) or quantities of an instrument.
@@ -70,23 +70,152 @@ impl Interner {
     fn name(&self, id: u32) -> &str {
         &self.names[id as usize]
     }
+
+    /// Each id's rank in name order, so that sorting by rank sorts by name.
+    fn ranks(&self) -> Vec<u32> {
+        ranks(self.names.iter().map(String::as_str))
+    }
+}
+
+/// An account of the book, by number: see [`Book::account_id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountId(u32);
+
+/// An asset (currency code or instrument) of the book, by number: see [`Book::asset_id`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AssetId(u32);
+
+/// One leg of an entry to post, by ids: `(account, asset, amount)`.
+pub type LegIds = (AccountId, AssetId, i64);
+
+/// One posted leg as the book keeps it: 24 bytes, names by number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PostedLeg {
+    /// Index into the entries (`entry_id`, kind) of the [`Postings`].
+    pub entry: u32,
+    pub account: AccountId,
+    pub asset: AssetId,
+    pub amount: i64,
+}
+
+/// One posted leg with its names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegRef<'a> {
+    pub entry_id: &'a str,
+    pub kind: &'static str,
+    pub account: &'a str,
+    pub asset: &'a str,
+    pub amount: i64,
+}
+
+impl LegRef<'_> {
+    pub fn to_entry_leg(&self) -> EntryLeg {
+        EntryLeg {
+            entry_id: self.entry_id.to_string(),
+            kind: self.kind,
+            account: self.account.to_string(),
+            asset: self.asset.to_string(),
+            amount: self.amount,
+        }
+    }
+}
+
+/// Every leg a book posted, in posting order, with the names its ids stand for: what the
+/// ledger stores and postings.csv prints. Owned, so a batch can hand it to the ledger without
+/// copying a million strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Postings {
+    pub accounts: Vec<String>,
+    pub assets: Vec<String>,
+    /// `(entry_id, kind)` by entry number.
+    pub entries: Vec<(String, &'static str)>,
+    pub legs: Vec<PostedLeg>,
+}
+
+impl Postings {
+    pub fn leg(&self, leg: &PostedLeg) -> LegRef<'_> {
+        let (entry_id, kind) = &self.entries[leg.entry as usize];
+        LegRef {
+            entry_id,
+            kind,
+            account: &self.accounts[leg.account.0 as usize],
+            asset: &self.assets[leg.asset.0 as usize],
+            amount: leg.amount,
+        }
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = LegRef<'_>> + '_ {
+        self.legs.iter().map(|l| self.leg(l))
+    }
+
+    pub fn len(&self) -> usize {
+        self.legs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.legs.is_empty()
+    }
+
+    /// The legs in `(entry_id, account, asset)` order, as postings.csv lists them. Sorted by
+    /// precomputed name ranks, so a million legs sort without comparing a string.
+    pub fn sorted(&self) -> Vec<&PostedLeg> {
+        let entries = ranks(self.entries.iter().map(|(id, _)| id.as_str()));
+        let accounts = ranks(self.accounts.iter().map(String::as_str));
+        let assets = ranks(self.assets.iter().map(String::as_str));
+        let mut sorted: Vec<&PostedLeg> = self.legs.iter().collect();
+        // Stable: legs with the same names keep their posting order.
+        sorted.sort_by_key(|l| {
+            (
+                entries[l.entry as usize],
+                accounts[l.account.0 as usize],
+                assets[l.asset.0 as usize],
+            )
+        });
+        sorted
+    }
+}
+
+/// Each name's rank in sorted order (equal names share a rank), so that sorting by rank
+/// sorts by name.
+fn ranks<'a>(names: impl Iterator<Item = &'a str>) -> Vec<u32> {
+    let names: Vec<&str> = names.collect();
+    let mut order: Vec<u32> = (0..names.len() as u32).collect();
+    order.sort_by(|a, b| names[*a as usize].cmp(names[*b as usize]));
+    let mut ranks = vec![0u32; order.len()];
+    let mut rank = 0u32;
+    for (i, id) in order.iter().enumerate() {
+        if i > 0 && names[order[i - 1] as usize] != names[*id as usize] {
+            rank += 1;
+        }
+        ranks[*id as usize] = rank;
+    }
+    ranks
 }
 
 /// `(account, asset)` as interned ids.
 type Key = (u32, u32);
 
+/// A position and whether this batch changed it: one map entry, one lookup per leg.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Position {
+    quantity: i64,
+    touched: bool,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Book {
     accounts: Interner,
     assets: Interner,
+    /// Per account id: outside the virtual ledger (a custody account or the depository).
+    account_external: Vec<bool>,
     balances: FxHashMap<Key, Balance>,
-    positions: FxHashMap<Key, i64>,
+    positions: FxHashMap<Key, Position>,
     touched_balances: FxHashSet<Key>,
-    touched_positions: FxHashSet<Key>,
     /// Accounts outside the virtual ledger (custody accounts): their legs record where outside
     /// money came from, they hold no virtual balance.
     external: BTreeSet<String>,
-    legs: Vec<EntryLeg>,
+    entries: Vec<(String, &'static str)>,
+    legs: Vec<PostedLeg>,
 }
 
 impl Book {
@@ -99,15 +228,37 @@ impl Book {
             let key = book.intern(account, asset);
             book.balances.insert(key, *b);
         }
-        for ((account, asset), q) in &snapshot.positions {
-            let key = book.intern(account, asset);
-            book.positions.insert(key, *q);
+        for (account, set) in &snapshot.position_sets {
+            let account = book.account_id(account).0;
+            let assets = &mut book.assets;
+            let positions = &mut book.positions;
+            set.for_each(|instrument, quantity| {
+                let position = Position {
+                    quantity,
+                    touched: false,
+                };
+                positions.insert((account, assets.intern(instrument)), position);
+            });
         }
         book
     }
 
+    /// The id of an account, numbered on first use.
+    pub fn account_id(&mut self, name: &str) -> AccountId {
+        let id = self.accounts.intern(name);
+        if id as usize == self.account_external.len() {
+            self.account_external.push(self.external.contains(name));
+        }
+        AccountId(id)
+    }
+
+    /// The id of an asset (currency code or instrument), numbered on first use.
+    pub fn asset_id(&mut self, name: &str) -> AssetId {
+        AssetId(self.assets.intern(name))
+    }
+
     fn intern(&mut self, account: &str, asset: &str) -> Key {
-        (self.accounts.intern(account), self.assets.intern(asset))
+        (self.account_id(account).0, self.asset_id(asset).0)
     }
 
     fn key(&self, account: &str, asset: &str) -> Option<Key> {
@@ -137,8 +288,24 @@ impl Book {
     pub fn position(&self, account: &str, instrument: &str) -> i64 {
         self.key(account, instrument)
             .and_then(|k| self.positions.get(&k))
-            .copied()
-            .unwrap_or(0)
+            .map_or(0, |p| p.quantity)
+    }
+
+    /// [`Book::position`] by ids.
+    pub fn position_of(&self, account: AccountId, instrument: AssetId) -> i64 {
+        self.positions
+            .get(&(account.0, instrument.0))
+            .map_or(0, |p| p.quantity)
+    }
+
+    /// The id of an account the book knows (one it has no id for holds nothing).
+    pub fn account_of(&self, name: &str) -> Option<AccountId> {
+        self.accounts.get(name).map(AccountId)
+    }
+
+    /// The id of an asset the book knows.
+    pub fn asset_of(&self, name: &str) -> Option<AssetId> {
+        self.assets.get(name).map(AssetId)
     }
 
     /// Every balance, sorted by account and currency.
@@ -149,12 +316,38 @@ impl Book {
             .collect()
     }
 
-    pub fn legs(&self) -> &[EntryLeg] {
-        &self.legs
+    /// Every posted leg, with its names, in posting order.
+    pub fn legs(&self) -> Vec<EntryLeg> {
+        self.legs
+            .iter()
+            .map(|l| self.leg_ref(l).to_entry_leg())
+            .collect()
     }
 
     pub fn into_legs(self) -> Vec<EntryLeg> {
-        self.legs
+        self.legs()
+    }
+
+    fn leg_ref(&self, leg: &PostedLeg) -> LegRef<'_> {
+        let (entry_id, kind) = &self.entries[leg.entry as usize];
+        LegRef {
+            entry_id,
+            kind,
+            account: self.accounts.name(leg.account.0),
+            asset: self.assets.name(leg.asset.0),
+            amount: leg.amount,
+        }
+    }
+
+    /// Moves the posted legs out of the book, compact (names by number), for postings.csv and
+    /// the ledger; the book keeps its balances and positions.
+    pub fn take_postings(&mut self) -> Postings {
+        Postings {
+            accounts: self.accounts.names.clone(),
+            assets: self.assets.names.clone(),
+            entries: std::mem::take(&mut self.entries),
+            legs: std::mem::take(&mut self.legs),
+        }
     }
 
     /// Balances changed by this batch (final values).
@@ -166,10 +359,45 @@ impl Book {
     }
 
     pub fn changed_positions(&self) -> BTreeMap<(String, String), i64> {
-        self.touched_positions
+        self.positions
             .iter()
-            .map(|k| (self.names(k), self.positions[k]))
+            .filter(|(_, p)| p.touched)
+            .map(|(k, p)| (self.names(k), p.quantity))
             .collect()
+    }
+
+    /// For each account with a position changed by this batch, all its positions after the
+    /// batch (zeros left out), sorted by account and instrument: how the ledger stores them.
+    pub fn changed_position_sets(&self) -> Vec<(String, PositionSet)> {
+        let mut touched = vec![false; self.accounts.names.len()];
+        for (&(account, _), p) in &self.positions {
+            touched[account as usize] |= p.touched;
+        }
+        let mut by_account: Vec<Vec<(u32, i64)>> = vec![Vec::new(); touched.len()];
+        for (&(account, asset), p) in &self.positions {
+            if touched[account as usize] && p.quantity != 0 {
+                by_account[account as usize].push((asset, p.quantity));
+            }
+        }
+        let by_account = by_account
+            .into_iter()
+            .enumerate()
+            .filter(|(account, _)| touched[*account])
+            .map(|(account, set)| (account as u32, set));
+        let asset_ranks = self.assets.ranks();
+        let mut sets: Vec<(String, PositionSet)> = by_account
+            .into_iter()
+            .map(|(account, mut set)| {
+                set.sort_unstable_by_key(|(asset, _)| asset_ranks[*asset as usize]);
+                let set = PositionSet::from_sorted(
+                    set.iter()
+                        .map(|(asset, quantity)| (self.assets.name(*asset), *quantity)),
+                );
+                (self.accounts.name(account).to_string(), set)
+            })
+            .collect();
+        sets.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        sets
     }
 
     /// Moves `amount_minor` of an account's balance into (> 0) or out of (< 0) its frozen
@@ -208,11 +436,33 @@ impl Book {
         entry_kind: &'static str,
         legs: &[Leg],
     ) -> Result<(), EngineError> {
-        let mut sums: BTreeMap<&str, i128> = BTreeMap::new();
+        let ids: Vec<LegIds> = legs
+            .iter()
+            .map(|(account, asset, amount)| {
+                (self.account_id(account), self.asset_id(asset), *amount)
+            })
+            .collect();
+        self.post_ids(entry_id, entry_kind, &ids)
+    }
+
+    /// [`Book::post`] with accounts and assets by id: the path for entries of a million legs.
+    pub fn post_ids(
+        &mut self,
+        entry_id: &str,
+        entry_kind: &'static str,
+        legs: &[LegIds],
+    ) -> Result<(), EngineError> {
+        let mut sums: FxHashMap<AssetId, i128> = FxHashMap::default();
         for (_, asset, amount) in legs {
-            *sums.entry(asset).or_default() += i128::from(*amount);
+            *sums.entry(*asset).or_default() += i128::from(*amount);
         }
-        if let Some((asset, sum)) = sums.iter().find(|(_, s)| **s != 0) {
+        let mut unbalanced: Vec<(&str, i128)> = sums
+            .iter()
+            .filter(|(_, s)| **s != 0)
+            .map(|(asset, s)| (self.assets.name(asset.0), *s))
+            .collect();
+        unbalanced.sort_unstable();
+        if let Some((asset, sum)) = unbalanced.first() {
             return Err(EngineError::Invariant(format!(
                 "entry {entry_id} does not balance in {asset}: legs sum to {sum}"
             )));
@@ -220,38 +470,49 @@ impl Book {
         let quantity = kind::is_quantity(entry_kind);
         // Check every leg before applying any, so a refused entry changes nothing.
         for (account, asset, amount) in legs {
-            if self.external.contains(account) {
+            if self.account_external[account.0 as usize] {
                 continue;
             }
+            let key = (account.0, asset.0);
             let current = if quantity {
-                self.position(account, asset)
+                self.positions.get(&key).map_or(0, |p| p.quantity)
             } else {
-                self.balance(account, asset).balance_minor
+                self.balances.get(&key).map_or(0, |b| b.balance_minor)
             };
             current
                 .checked_add(*amount)
                 .ok_or_else(|| EngineError::Overflow {
-                    what: format!("balance of {account} in {asset}"),
+                    what: format!(
+                        "balance of {} in {}",
+                        self.accounts.name(account.0),
+                        self.assets.name(asset.0)
+                    ),
                 })?;
         }
-        for (account, asset, amount) in legs {
-            if *amount == 0 {
+        let entry = self.entries.len() as u32;
+        self.entries.push((entry_id.to_string(), entry_kind));
+        self.legs.reserve(legs.len());
+        if quantity {
+            self.positions.reserve(legs.len());
+        }
+        for &(account, asset, amount) in legs {
+            if amount == 0 {
                 continue;
             }
-            self.legs.push(EntryLeg {
-                entry_id: entry_id.to_string(),
-                kind: entry_kind,
-                account: account.clone(),
-                asset: asset.clone(),
-                amount: *amount,
+            self.legs.push(PostedLeg {
+                entry,
+                account,
+                asset,
+                amount,
             });
-            if self.external.contains(account) {
+            if self.account_external[account.0 as usize] {
                 continue;
             }
-            let key = self.intern(account, asset);
+            let key = (account.0, asset.0);
             if quantity {
-                *self.positions.entry(key).or_default() += amount;
-                self.touched_positions.insert(key);
+                let position = self.positions.entry(key).or_default();
+                position.quantity += amount;
+                position.touched = true;
             } else {
                 self.balances.entry(key).or_default().balance_minor += amount;
                 self.touched_balances.insert(key);

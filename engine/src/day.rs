@@ -772,23 +772,40 @@ impl Batch<'_> {
         timer.lap("instruct");
 
         observer.stage("outputs");
-        let mut files = Files::new();
-        outputs::render_member_positions(refs, nets, &mut files)?;
-        outputs::render_security_positions(refs, nets, &mut files)?;
-        outputs::render_bank_positions(&bank_nets, &mut files)?;
-        outputs::render_instructions(&instructions, &mut files)?;
-        crate::payment_files::render(self.date, &refs.platform, &instructions, &mut files)?;
-        outputs::render_balances(
-            &book,
-            |account, currency, _| withdrawable_minor(&book, &effects, account, currency),
-            &mut files,
-        )?;
-        outputs::render_postings(book.legs(), &mut files)?;
+        let postings = book.take_postings();
         let mut rejects = self.rejects.clone();
         rejects.extend(effects.refused.iter().cloned());
-        outputs::render_rejects(&rejects, &mut files)?;
-        outputs::render_shortfalls(refs, &shortfalls, &mut files)?;
-        outputs::render_defaults(refs, &defaults, &mut files)?;
+        // The two files that grow with the market (a row per member and instrument) render on
+        // a second core while this one renders the rest and packs the positions.
+        let (large, small, position_sets) = std::thread::scope(|scope| {
+            let large = scope.spawn(|| -> Result<Files, EngineError> {
+                let mut files = Files::new();
+                outputs::render_security_positions(refs, nets, &mut files)?;
+                outputs::render_postings(&postings, &mut files)?;
+                Ok(files)
+            });
+            let small = (|| -> Result<Files, EngineError> {
+                let mut files = Files::new();
+                outputs::render_member_positions(refs, nets, &mut files)?;
+                outputs::render_bank_positions(&bank_nets, &mut files)?;
+                outputs::render_instructions(&instructions, &mut files)?;
+                crate::payment_files::render(self.date, &refs.platform, &instructions, &mut files)?;
+                outputs::render_balances(
+                    &book,
+                    |account, currency, _| withdrawable_minor(&book, &effects, account, currency),
+                    &mut files,
+                )?;
+                outputs::render_rejects(&rejects, &mut files)?;
+                outputs::render_shortfalls(refs, &shortfalls, &mut files)?;
+                outputs::render_defaults(refs, &defaults, &mut files)?;
+                Ok(files)
+            })();
+            let position_sets = book.changed_position_sets();
+            let large = large.join().expect("rendering panicked");
+            (large, small, position_sets)
+        });
+        let mut files = small?;
+        files.extend(large?);
         timer.lap("render");
         let summary = summary::build(
             refs,
@@ -829,10 +846,10 @@ impl Batch<'_> {
             summary_json,
             account_banks,
             balances: book.changed_balances(),
-            positions: book.changed_positions(),
+            positions: position_sets,
             custody: custody_after,
-            entries: book.into_legs(),
-            outputs: files.clone(),
+            entries: postings,
+            outputs: files,
             deposits: effects
                 .allocations
                 .iter()
@@ -888,7 +905,7 @@ impl Batch<'_> {
         timer.lap("commit");
 
         let out_dir = out_dir_for(self.opts, self.date);
-        outputs::write_files(&out_dir, &files)?;
+        outputs::write_files(&out_dir, &write.outputs)?;
         timer.lap("write");
         Ok(RunReport {
             status: RunStatus::Posted,

@@ -64,10 +64,26 @@ pub fn check_funding(refs: &RefData, nets: &Nets, book: &Book) -> Vec<Shortfall>
         }
     }
     if refs.platform.securities_check {
+        // By ids: a large market has millions of (member, instrument) nets.
+        let accounts: Vec<_> = refs
+            .members
+            .iter()
+            .map(|m| book.account_of(&m.member_id))
+            .collect();
+        let assets: Vec<_> = refs
+            .instruments
+            .iter()
+            .map(|i| book.asset_of(&i.instrument))
+            .collect();
         for net in &nets.qty {
-            let member = &refs.member(net.member).member_id;
-            let instrument = &refs.instrument(net.instrument).instrument;
-            let available = book.position(member, instrument);
+            let ids = (
+                accounts[net.member.0 as usize],
+                assets[net.instrument.0 as usize],
+            );
+            let available = match ids {
+                (Some(account), Some(asset)) => book.position_of(account, asset),
+                _ => 0,
+            };
             if i128::from(available) + i128::from(net.net) < 0 {
                 let required = -net.net;
                 shortfalls.push(Shortfall {

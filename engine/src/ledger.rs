@@ -10,6 +10,14 @@
 //!
 //! A ledger file is created only by the first successful posting: a rejected first day leaves
 //! the data directory as it was.
+//!
+//! Positions, quantity legs and outputs are stored packed ([`packed`]): one JSON object per
+//! account or entry, outputs zstd-compressed. The views `positions` and `all_entries` show
+//! them as rows.
+
+mod packed;
+
+pub use packed::PositionSet;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -18,12 +26,14 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBeha
 
 use clearhouse_formats::model::BusinessDate;
 
+use crate::book::{LegRef, Postings};
 use crate::funds::{BookedDeposit, FreezeRecord, FundHistory};
 
 /// The file name of the ledger inside the data directory.
 pub const LEDGER_FILE: &str = "ledger.sqlite";
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2: position sets, entry sets, compressed outputs (a version-1 ledger is migrated on open).
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
@@ -32,9 +42,10 @@ CREATE TABLE balances (
     account TEXT NOT NULL, currency TEXT NOT NULL,
     balance_minor INTEGER NOT NULL, frozen_minor INTEGER NOT NULL,
     PRIMARY KEY (account, currency)) WITHOUT ROWID;
-CREATE TABLE positions (
-    account TEXT NOT NULL, instrument TEXT NOT NULL, quantity INTEGER NOT NULL,
-    PRIMARY KEY (account, instrument)) WITHOUT ROWID;
+CREATE TABLE position_sets (account TEXT PRIMARY KEY, quantities TEXT NOT NULL);
+CREATE VIEW positions AS
+    SELECT s.account AS account, j.key AS instrument, j.value AS quantity
+    FROM position_sets s, json_each(s.quantities) j;
 CREATE TABLE custody (
     bank TEXT NOT NULL, currency TEXT NOT NULL, balance_minor INTEGER NOT NULL,
     PRIMARY KEY (bank, currency));
@@ -45,6 +56,15 @@ CREATE TABLE entries (
     business_date TEXT NOT NULL, entry_id TEXT NOT NULL, kind TEXT NOT NULL,
     account TEXT NOT NULL, asset TEXT NOT NULL, amount INTEGER NOT NULL,
     PRIMARY KEY (business_date, entry_id, account, asset)) WITHOUT ROWID;
+CREATE TABLE entry_sets (
+    business_date TEXT NOT NULL, entry_id TEXT NOT NULL, kind TEXT NOT NULL,
+    asset TEXT NOT NULL, amounts TEXT NOT NULL,
+    PRIMARY KEY (business_date, entry_id, asset));
+CREATE VIEW all_entries AS
+    SELECT business_date, entry_id, kind, account, asset, amount FROM entries
+    UNION ALL
+    SELECT s.business_date, s.entry_id, s.kind, j.key, s.asset, j.value
+    FROM entry_sets s, json_each(s.amounts) j;
 CREATE TABLE deposits (
     bank_ref TEXT PRIMARY KEY, business_date TEXT NOT NULL, fingerprint TEXT NOT NULL,
     bank TEXT NOT NULL, currency TEXT NOT NULL, amount_minor INTEGER NOT NULL,
@@ -60,6 +80,7 @@ CREATE TABLE adjustments (
     detail TEXT NOT NULL);
 CREATE TABLE outputs (
     business_date TEXT NOT NULL, name TEXT NOT NULL, content BLOB NOT NULL,
+    encoding TEXT NOT NULL DEFAULT 'identity',
     PRIMARY KEY (business_date, name));
 CREATE TABLE platform_accounts (
     account TEXT PRIMARY KEY, bank TEXT NOT NULL, role TEXT NOT NULL);
@@ -110,8 +131,8 @@ pub struct Snapshot {
     pub version: i64,
     /// `(account, currency code)`.
     pub balances: BTreeMap<(String, String), Balance>,
-    /// `(account, instrument)`.
-    pub positions: BTreeMap<(String, String), i64>,
+    /// Per account, its positions by instrument.
+    pub position_sets: BTreeMap<String, PositionSet>,
     /// `(bank, currency code)`: the custody account's real balance as the ledger expects it.
     pub custody: BTreeMap<(String, String), i64>,
     /// The bank each account's money is held at.
@@ -147,9 +168,10 @@ pub struct BatchWrite {
     pub summary_json: String,
     pub account_banks: BTreeMap<String, String>,
     pub balances: BTreeMap<(String, String), Balance>,
-    pub positions: BTreeMap<(String, String), i64>,
+    /// Every position of each account whose positions the batch changed.
+    pub positions: Vec<(String, PositionSet)>,
     pub custody: BTreeMap<(String, String), i64>,
-    pub entries: Vec<EntryLeg>,
+    pub entries: Postings,
     pub outputs: Vec<(String, Vec<u8>)>,
     pub deposits: Vec<DepositRow>,
     pub withdrawals: Vec<WithdrawalRow>,
@@ -288,13 +310,29 @@ impl Ledger {
             return Ok(Vec::new());
         };
         let mut stmt = conn
-            .prepare("SELECT name, content FROM outputs WHERE business_date = ?1 ORDER BY name")
+            .prepare(
+                "SELECT name, encoding, content FROM outputs WHERE business_date = ?1
+                 ORDER BY name",
+            )
             .map_err(|source| sql(&self.path, source))?;
-        let rows = stmt
-            .query_map([date.to_string()], |row| Ok((row.get(0)?, row.get(1)?)))
+        let rows: Vec<(String, String, Vec<u8>)> = stmt
+            .query_map([date.to_string()], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
             .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(|source| sql(&self.path, source));
-        rows
+            .map_err(|source| sql(&self.path, source))?;
+        rows.into_iter()
+            .map(|(name, encoding, content)| {
+                let content =
+                    packed::decode_output(&name, &encoding, content).map_err(|message| {
+                        LedgerError::Corrupt {
+                            path: self.path.clone(),
+                            message,
+                        }
+                    })?;
+                Ok((name, content))
+            })
+            .collect()
     }
 
     pub fn snapshot(&self) -> Result<Snapshot, LedgerError> {
@@ -333,14 +371,19 @@ impl Ledger {
             },
         )
         .map_err(|source| sql(p, source))?;
-        run(
-            "SELECT account, instrument, quantity FROM positions",
-            &mut |r| {
-                snap.positions.insert((r.get(0)?, r.get(1)?), r.get(2)?);
-                Ok(())
-            },
-        )
+        run("SELECT account, quantities FROM position_sets", &mut |r| {
+            let set = PositionSet::from_json(r.get(1)?);
+            snap.position_sets.insert(r.get(0)?, set);
+            Ok(())
+        })
         .map_err(|source| sql(p, source))?;
+        for (account, set) in &snap.position_sets {
+            set.try_for_each(|_, _| {})
+                .map_err(|message| LedgerError::Corrupt {
+                    path: p.clone(),
+                    message: format!("positions of {account}: {message}"),
+                })?;
+        }
         run(
             "SELECT bank, currency, balance_minor FROM custody",
             &mut |r| {
@@ -448,6 +491,9 @@ impl Ledger {
             self.create()?;
         }
         let path = self.path.clone();
+        // Compressed before the transaction, which should hold the write lock only to write.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let stored_outputs = packed::encode_outputs(&batch.outputs, threads);
         let conn = self.conn.as_mut().expect("created above");
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -460,7 +506,7 @@ impl Ledger {
         if version != based_on {
             return Err(LedgerError::Raced { path });
         }
-        write_batch(&tx, batch).map_err(|source| sql(&path, source))?;
+        write_batch(&tx, batch, &stored_outputs).map_err(|source| sql(&path, source))?;
         tx.execute(
             "UPDATE meta SET value = value + 1 WHERE key = 'version'",
             [],
@@ -553,7 +599,8 @@ impl Ledger {
         let _ = std::fs::remove_file(&tmp);
         {
             let conn = Connection::open(&tmp).map_err(|source| sql(&tmp, source))?;
-            conn.execute_batch(SCHEMA)
+            // One transaction: one sync instead of one per table.
+            conn.execute_batch(&format!("BEGIN; {SCHEMA} COMMIT;"))
                 .map_err(|source| sql(&tmp, source))?;
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema', ?1), ('version', 0)",
@@ -598,34 +645,45 @@ fn write_opening(tx: &rusqlite::Transaction<'_>, o: &OpeningWrite) -> rusqlite::
     for ((account, currency), b) in &o.balances {
         stmt.execute(params![account, currency, b.balance_minor, b.frozen_minor])?;
     }
-    let mut stmt =
-        tx.prepare("INSERT INTO positions (account, instrument, quantity) VALUES (?1, ?2, ?3)")?;
-    for ((account, instrument), quantity) in &o.positions {
-        stmt.execute(params![account, instrument, quantity])?;
-    }
+    packed::write_position_sets(tx, &position_sets(&o.positions))?;
     let mut stmt =
         tx.prepare("INSERT INTO custody (bank, currency, balance_minor) VALUES (?1, ?2, ?3)")?;
     for ((bank, currency), balance) in &o.custody {
         stmt.execute(params![bank, currency, balance])?;
     }
-    let mut stmt = tx.prepare(
-        "INSERT INTO entries (business_date, entry_id, kind, account, asset, amount)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    for leg in &o.entries {
-        stmt.execute(params![
-            OPENING_DATE,
-            leg.entry_id,
-            leg.kind,
-            leg.account,
-            leg.asset,
-            leg.amount
-        ])?;
-    }
-    Ok(())
+    let legs = o.entries.iter().map(|leg| LegRef {
+        entry_id: &leg.entry_id,
+        kind: leg.kind,
+        account: &leg.account,
+        asset: &leg.asset,
+        amount: leg.amount,
+    });
+    packed::write_legs(tx, OPENING_DATE, legs, || {})
 }
 
-fn write_batch(tx: &rusqlite::Transaction<'_>, batch: &BatchWrite) -> rusqlite::Result<()> {
+/// `(account, instrument) → quantity` as one set per account.
+fn position_sets(positions: &BTreeMap<(String, String), i64>) -> Vec<(String, PositionSet)> {
+    let mut sets = Vec::new();
+    let mut rest = positions.iter().peekable();
+    while let Some(((account, _), _)) = rest.peek() {
+        let account = account.clone();
+        let mut pairs = Vec::new();
+        while let Some(((_, instrument), quantity)) = rest.next_if(|((a, _), _)| *a == account) {
+            if *quantity != 0 {
+                pairs.push((instrument.as_str(), *quantity));
+            }
+        }
+        sets.push((account, PositionSet::from_sorted(pairs.into_iter())));
+    }
+    sets
+}
+
+/// `stored_outputs`: `batch.outputs` compressed ([`packed::encode_outputs`]).
+fn write_batch(
+    tx: &rusqlite::Transaction<'_>,
+    batch: &BatchWrite,
+    stored_outputs: &[Vec<u8>],
+) -> rusqlite::Result<()> {
     tx.execute(
         "INSERT INTO batches (business_date, input_digest, summary) VALUES (?1, ?2, ?3)",
         params![batch.business_date, batch.input_digest, batch.summary_json],
@@ -646,13 +704,7 @@ fn write_batch(tx: &rusqlite::Transaction<'_>, batch: &BatchWrite) -> rusqlite::
     for ((account, currency), b) in &batch.balances {
         stmt.execute(params![account, currency, b.balance_minor, b.frozen_minor])?;
     }
-    let mut stmt = tx.prepare(
-        "INSERT INTO positions (account, instrument, quantity) VALUES (?1, ?2, ?3)
-         ON CONFLICT (account, instrument) DO UPDATE SET quantity = excluded.quantity",
-    )?;
-    for ((account, instrument), quantity) in &batch.positions {
-        stmt.execute(params![account, instrument, quantity])?;
-    }
+    packed::write_position_sets(tx, &batch.positions)?;
     let mut stmt = tx.prepare(
         "INSERT INTO custody (bank, currency, balance_minor) VALUES (?1, ?2, ?3)
          ON CONFLICT (bank, currency) DO UPDATE SET balance_minor = excluded.balance_minor",
@@ -660,28 +712,16 @@ fn write_batch(tx: &rusqlite::Transaction<'_>, batch: &BatchWrite) -> rusqlite::
     for ((bank, currency), balance) in &batch.custody {
         stmt.execute(params![bank, currency, balance])?;
     }
-    let mut stmt = tx.prepare(
-        "INSERT INTO entries (business_date, entry_id, kind, account, asset, amount)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
-    for (i, leg) in batch.entries.iter().enumerate() {
-        if i == batch.entries.len() / 2 {
-            crate::faults::point("posting:middle");
-        }
-        stmt.execute(params![
-            batch.business_date,
-            leg.entry_id,
-            leg.kind,
-            leg.account,
-            leg.asset,
-            leg.amount
-        ])?;
-    }
+    packed::write_legs(tx, &batch.business_date, batch.entries.iter(), || {
+        crate::faults::point("posting:middle")
+    })?;
     write_fund_events(tx, batch)?;
     write_settlement(tx, batch)?;
-    let mut stmt =
-        tx.prepare("INSERT INTO outputs (business_date, name, content) VALUES (?1, ?2, ?3)")?;
-    for (name, content) in &batch.outputs {
+    let mut stmt = tx.prepare(
+        "INSERT INTO outputs (business_date, name, encoding, content)
+         VALUES (?1, ?2, 'zstd', ?3)",
+    )?;
+    for ((name, _), content) in batch.outputs.iter().zip(stored_outputs) {
         stmt.execute(params![batch.business_date, name, content])?;
     }
     Ok(())
@@ -844,6 +884,9 @@ fn check_schema(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
         })?;
     match schema {
         Some(SCHEMA_VERSION) => Ok(()),
+        Some(1) => conn
+            .execute_batch(packed::MIGRATE_1_TO_2)
+            .map_err(|source| sql(path, source)),
         other => Err(LedgerError::Corrupt {
             path: path.to_path_buf(),
             message: format!("schema version {other:?}, this build reads {SCHEMA_VERSION}"),

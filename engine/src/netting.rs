@@ -65,13 +65,52 @@ enum QtyGrid {
 /// Grids up to this many cells (× 16 bytes) are dense arrays.
 const DENSE_QTY_CELLS_MAX: usize = 4 << 20;
 
-/// A member's fee rate as `mantissa / divisor`, for the fast 64-bit path of [`fee_minor`].
+/// A member's fee rate as `mantissa / 10^scale`, for the fast 64-bit path of [`fee_minor`].
 #[derive(Debug, Clone, Copy)]
 struct FeeRateParts {
     mantissa: i64,
     scale: u32,
-    /// `10^scale`, when it fits an `i64`.
-    divisor: Option<i64>,
+}
+
+/// `n / 10^exp` rounded half away from zero, for `exp` ≤ 18 (`None` above): one arm per
+/// power, so that each division is by a constant, which compiles to a multiplication. This
+/// is the rounding of every trade amount and every fee.
+#[inline]
+pub fn div_round_half_away_pow10(n: i64, exp: u32) -> Option<i64> {
+    macro_rules! by {
+        ($d:expr) => {{
+            const D: i64 = $d;
+            let (q, r) = (n / D, n % D);
+            // |r| < D ≤ 10^18, so twice it fits a u64.
+            Some(if r.unsigned_abs() * 2 >= D.unsigned_abs() {
+                q + n.signum()
+            } else {
+                q
+            })
+        }};
+    }
+    match exp {
+        0 => Some(n),
+        1 => by!(10),
+        2 => by!(100),
+        3 => by!(1_000),
+        4 => by!(10_000),
+        5 => by!(100_000),
+        6 => by!(1_000_000),
+        7 => by!(10_000_000),
+        8 => by!(100_000_000),
+        9 => by!(1_000_000_000),
+        10 => by!(10_000_000_000),
+        11 => by!(100_000_000_000),
+        12 => by!(1_000_000_000_000),
+        13 => by!(10_000_000_000_000),
+        14 => by!(100_000_000_000_000),
+        15 => by!(1_000_000_000_000_000),
+        16 => by!(10_000_000_000_000_000),
+        17 => by!(100_000_000_000_000_000),
+        18 => by!(1_000_000_000_000_000_000),
+        _ => None,
+    }
 }
 
 /// `n / d` rounded half away from zero, for `d > 0`: [`div_round_half_away`] in 64 bits.
@@ -134,7 +173,6 @@ impl NettingAccumulator {
                 FeeRateParts {
                     mantissa: rate.mantissa,
                     scale: rate.scale,
-                    divisor: 10i64.checked_pow(rate.scale),
                 }
             })
             .collect();
@@ -162,9 +200,12 @@ impl NettingAccumulator {
     #[inline]
     fn fee(&self, member: MemberIdx, currency: usize, amount_minor: i64) -> i128 {
         let rate = self.fee_rates[member.0 as usize];
-        let fee = match (amount_minor.checked_mul(rate.mantissa), rate.divisor) {
-            (Some(product), Some(divisor)) => i128::from(div_round_half_away_i64(product, divisor)),
-            _ => div_round_half_away(
+        let fast = amount_minor
+            .checked_mul(rate.mantissa)
+            .and_then(|product| div_round_half_away_pow10(product, rate.scale));
+        let fee = match fast {
+            Some(fee) => i128::from(fee),
+            None => div_round_half_away(
                 i128::from(amount_minor) * i128::from(rate.mantissa),
                 10i128.pow(rate.scale),
             ),
@@ -480,11 +521,17 @@ mod tests {
         #[test]
         fn rounding_in_64_bits_equals_128_bits(n in any::<i64>(), scale in 0u32..19) {
             let d = 10i64.pow(scale);
-            prop_assert_eq!(
-                i128::from(div_round_half_away_i64(n, d)),
-                div_round_half_away(i128::from(n), i128::from(d))
-            );
+            let wide = div_round_half_away(i128::from(n), i128::from(d));
+            prop_assert_eq!(i128::from(div_round_half_away_i64(n, d)), wide);
+            prop_assert_eq!(div_round_half_away_pow10(n, scale).map(i128::from), Some(wide));
         }
+    }
+
+    #[test]
+    fn powers_of_ten_above_18_are_refused() {
+        assert_eq!(div_round_half_away_pow10(5, 19), None);
+        assert_eq!(div_round_half_away_pow10(-15, 1), Some(-2));
+        assert_eq!(div_round_half_away_pow10(i64::MIN, 18), Some(-9));
     }
 
     #[test]

@@ -13,10 +13,9 @@ use clearhouse_formats::table::{
 };
 
 use crate::banks::BankNet;
-use crate::book::{kind, Book};
+use crate::book::{kind, Book, Postings};
 use crate::funding::{Shortfall, ShortfallAsset, ShortfallKind};
 use crate::instructions::Instruction;
-use crate::ledger::EntryLeg;
 use crate::netting::Nets;
 use crate::posting::Default;
 use crate::reference::RefData;
@@ -280,23 +279,24 @@ pub fn render_balances(
     t.finish(files)
 }
 
-pub fn render_postings(legs: &[EntryLeg], files: &mut Files) -> Result<(), EngineError> {
-    let mut sorted: Vec<&EntryLeg> = legs.iter().collect();
-    sorted.sort_by(|a, b| {
-        (&a.entry_id, &a.account, &a.asset).cmp(&(&b.entry_id, &b.account, &b.asset))
-    });
+/// The batch's legs, sorted by entry id, account and asset.
+pub fn render_postings(postings: &Postings, files: &mut Files) -> Result<(), EngineError> {
+    use std::fmt::Write as _;
     let mut t = Table::new(POSTINGS, false)?;
-    for leg in sorted {
-        let amount = if kind::is_quantity(leg.kind) {
-            leg.amount.to_string()
+    let mut amount = String::new();
+    for leg in postings.sorted() {
+        let leg = postings.leg(leg);
+        amount.clear();
+        if kind::is_quantity(leg.kind) {
+            let _ = write!(amount, "{}", leg.amount);
         } else {
-            currency_of(&leg.asset)?.format(AmountMinor(leg.amount))
-        };
+            amount.push_str(&currency_of(leg.asset)?.format(AmountMinor(leg.amount)));
+        }
         t.row(&[
-            Cell::Text(&leg.entry_id),
+            Cell::Text(leg.entry_id),
             Cell::Text(leg.kind),
-            Cell::Text(&leg.account),
-            Cell::Text(&leg.asset),
+            Cell::Text(leg.account),
+            Cell::Text(leg.asset),
             Cell::Text(&amount),
         ])?;
     }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use clearhouse_formats::model::{OpeningBalance, OpeningPosition, ShortfallPolicy};
 
-use crate::book::{kind, Book, Leg};
+use crate::book::{kind, AccountId, AssetId, Book, Leg, LegIds};
 use crate::funding::{Shortfall, ShortfallAsset, ShortfallKind};
 use crate::netting::Nets;
 use crate::reference::RefData;
@@ -106,16 +106,29 @@ pub fn post_nets(
     if let Some(refusal) = guarantee_refusal(refs, shortfalls, book) {
         return Ok(Err(refusal));
     }
-    let member_id = |idx| refs.member(idx).member_id.clone();
+    // Accounts and assets by id: the securities entries of a large market have millions of
+    // legs, and none of them should cost a string.
+    let members: Vec<AccountId> = refs
+        .members
+        .iter()
+        .map(|m| book.account_id(&m.member_id))
+        .collect();
+    let instruments: Vec<AssetId> = refs
+        .instruments
+        .iter()
+        .map(|i| book.asset_id(&i.instrument))
+        .collect();
+    let fee_account = book.account_id(&refs.platform.fee_account);
     for (ci, currency) in refs.currencies.iter().enumerate() {
-        let code = currency.code().to_string();
+        let code = currency.code();
+        let asset = book.asset_id(code);
         let rows = nets.cash.iter().filter(|n| n.currency.0 as usize == ci);
-        let trade_legs: Vec<_> = rows
+        let trade_legs: Vec<LegIds> = rows
             .clone()
             .map(|n| {
                 (
-                    member_id(n.member),
-                    code.clone(),
+                    members[n.member.0 as usize],
+                    asset,
                     n.sold_minor - n.bought_minor,
                 )
             })
@@ -123,29 +136,25 @@ pub fn post_nets(
         if trade_legs.is_empty() {
             continue;
         }
-        book.post(&format!("TRD-{code}"), kind::TRADE, &trade_legs)?;
-        let mut fee_legs: Vec<_> = rows
-            .map(|n| (member_id(n.member), code.clone(), -n.fees_minor))
+        book.post_ids(&format!("TRD-{code}"), kind::TRADE, &trade_legs)?;
+        let mut fee_legs: Vec<LegIds> = rows
+            .map(|n| (members[n.member.0 as usize], asset, -n.fees_minor))
             .collect();
-        fee_legs.push((
-            refs.platform.fee_account.clone(),
-            code.clone(),
-            nets.fee_totals_minor[ci],
-        ));
-        book.post(&format!("FEE-{code}"), kind::FEE, &fee_legs)?;
+        fee_legs.push((fee_account, asset, nets.fee_totals_minor[ci]));
+        book.post_ids(&format!("FEE-{code}"), kind::FEE, &fee_legs)?;
     }
-    let mut by_instrument: BTreeMap<u32, Vec<Leg>> = BTreeMap::new();
+    let mut by_instrument: Vec<Vec<LegIds>> = vec![Vec::new(); refs.instruments.len()];
     for n in &nets.qty {
-        let instrument = refs.instrument(n.instrument).instrument.clone();
-        by_instrument.entry(n.instrument.0).or_default().push((
-            member_id(n.member),
-            instrument,
-            n.net,
-        ));
+        let i = n.instrument.0 as usize;
+        by_instrument[i].push((members[n.member.0 as usize], instruments[i], n.net));
     }
-    for legs in by_instrument.values() {
-        book.post(&format!("SEC-{}", legs[0].1), kind::SECURITIES, legs)?;
+    for (i, legs) in by_instrument.iter().enumerate() {
+        if !legs.is_empty() {
+            let entry_id = format!("SEC-{}", refs.instruments[i].instrument);
+            book.post_ids(&entry_id, kind::SECURITIES, legs)?;
+        }
     }
+    let member_id = |idx| refs.member(idx).member_id.clone();
     let mut defaults = Vec::new();
     let guarantee = &refs.platform.guarantee_account;
     for s in shortfalls {
@@ -183,7 +192,7 @@ pub fn post_nets(
             withheld_quantity: withheld,
         });
     }
-    check_no_overdraft(refs, nets, book)?;
+    check_no_overdraft(refs, nets, book, &members, &instruments)?;
     Ok(Ok(defaults))
 }
 
@@ -214,7 +223,13 @@ fn guarantee_refusal(
 /// After posting, no member that traded may be left with less than its frozen money, nor
 /// (with the securities check) a negative position: the funding check guarantees it, this
 /// asserts it.
-fn check_no_overdraft(refs: &RefData, nets: &Nets, book: &Book) -> Result<(), EngineError> {
+fn check_no_overdraft(
+    refs: &RefData,
+    nets: &Nets,
+    book: &Book,
+    members: &[AccountId],
+    instruments: &[AssetId],
+) -> Result<(), EngineError> {
     for n in &nets.cash {
         let member = &refs.member(n.member).member_id;
         let currency = refs.currency(n.currency);
@@ -226,9 +241,13 @@ fn check_no_overdraft(refs: &RefData, nets: &Nets, book: &Book) -> Result<(), En
     }
     if refs.platform.securities_check {
         for n in &nets.qty {
-            let member = &refs.member(n.member).member_id;
-            let instrument = &refs.instrument(n.instrument).instrument;
-            if book.position(member, instrument) < 0 {
+            let position = book.position_of(
+                members[n.member.0 as usize],
+                instruments[n.instrument.0 as usize],
+            );
+            if position < 0 {
+                let member = &refs.member(n.member).member_id;
+                let instrument = &refs.instrument(n.instrument).instrument;
                 return Err(EngineError::Invariant(format!(
                     "member {member} left short in {instrument} after posting"
                 )));

@@ -4,7 +4,7 @@
 //! [`RefData`] where members, instruments and currencies are sorted by id and numbered
 //! `0..n`, so that netting aggregates into plain arrays and output order is the id order.
 
-use rustc_hash::FxHashMap;
+use xxhash_rust::xxh3::xxh3_64;
 
 use clearhouse_formats::model::{Instrument, Location, Member, MemberStatus, Platform, RowError};
 use clearhouse_formats::money::{AmountMinor, Currency, DecimalError};
@@ -61,8 +61,122 @@ pub struct RefData {
     pub instrument_currency: Vec<CurrencyIdx>,
     /// `min_fee` of each member in each currency's minor units: `[member * currencies + cur]`.
     min_fee_minor: Vec<AmountMinor>,
-    member_index: FxHashMap<String, MemberIdx>,
-    instrument_index: FxHashMap<String, InstrumentIdx>,
+    member_index: IdIndex,
+    instrument_index: IdIndex,
+    /// Per member: `status == active`, the one status check of every trade.
+    member_active: Vec<bool>,
+}
+
+/// Ids to dense indexes, for the lookups of every trade row (an instrument and two members).
+///
+/// Open addressing, at most half full, each slot holding the full 64-bit hash: a probe
+/// compares the hash and, on a match, the key once. A general-purpose map with FxHash spent
+/// most of its time comparing keys, because ids like `I00001`…`I02000` differ in few bits and
+/// its probe tags collide. Keys live in one buffer, next to each other.
+#[derive(Debug, Clone)]
+struct IdIndex {
+    /// `(hash, index + 1)`; 0 marks an empty slot.
+    slots: Vec<(u64, u32)>,
+    /// Per index, `(start, len)` of its key in `bytes`.
+    spans: Vec<(u32, u32)>,
+    bytes: Vec<u8>,
+}
+
+/// The hash of an id: for ids of up to 16 bytes, two overlapping word loads (which with the
+/// length determine the id) through a strong 64-bit mixer; xxh3 for longer ones.
+#[inline]
+fn hash_id(id: &[u8]) -> u64 {
+    let n = id.len();
+    let word = |at: usize| u64::from_le_bytes(id[at..at + 8].try_into().expect("8 bytes"));
+    let half = |at: usize| u64::from(u32::from_le_bytes(id[at..at + 4].try_into().expect("4")));
+    let (a, b) = match n {
+        17.. => return xxh3_64(id),
+        8..=16 => (word(0), word(n - 8)),
+        4..=7 => (half(0), half(n - 4)),
+        1..=3 => (
+            u64::from(id[0]) | u64::from(id[n / 2]) << 8 | u64::from(id[n - 1]) << 16,
+            0,
+        ),
+        0 => (0, 0),
+    };
+    // splitmix64's finaliser over the words and the length.
+    let mut h = (a ^ b.rotate_left(32) ^ (n as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+        .wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    h = (h ^ (h >> 31)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    h ^ (h >> 29)
+}
+
+impl IdIndex {
+    /// Numbers the ids `0..n` in the order given; of equal ids the last one's number wins, as
+    /// it would collecting into a map.
+    fn new<'a>(ids: impl ExactSizeIterator<Item = &'a str>) -> IdIndex {
+        let size = (ids.len() * 2).next_power_of_two().max(8);
+        let mut index = IdIndex {
+            slots: vec![(0, 0); size],
+            spans: Vec::with_capacity(ids.len()),
+            bytes: Vec::new(),
+        };
+        let mask = size - 1;
+        for id in ids {
+            index
+                .spans
+                .push((index.bytes.len() as u32, id.len() as u32));
+            index.bytes.extend_from_slice(id.as_bytes());
+            let number = index.spans.len() as u32;
+            let hash = hash_id(id.as_bytes());
+            let mut i = hash as usize & mask;
+            loop {
+                let (h, slot) = index.slots[i];
+                let same = slot != 0 && h == hash && index.key(slot - 1) == id.as_bytes();
+                if slot == 0 || same {
+                    index.slots[i] = (hash, number);
+                    break;
+                }
+                i = (i + 1) & mask;
+            }
+        }
+        index
+    }
+
+    #[inline]
+    fn key(&self, index: u32) -> &[u8] {
+        let (start, len) = self.spans[index as usize];
+        &self.bytes[start as usize..(start + len) as usize]
+    }
+
+    #[inline]
+    fn get(&self, id: &str) -> Option<u32> {
+        let hash = hash_id(id.as_bytes());
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let (h, slot) = self.slots[i];
+            if slot == 0 {
+                return None;
+            }
+            if h == hash && same_bytes(self.key(slot - 1), id.as_bytes()) {
+                return Some(slot - 1);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+/// `a == b`, with word loads for the short ids of reference data instead of a `memcmp` call.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+    match n {
+        // The first and last words overlap when n < 16: together they cover every byte.
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        _ => a == b,
+    }
 }
 
 impl RefData {
@@ -138,15 +252,11 @@ impl RefData {
                 CurrencyIdx(pos as u32)
             })
             .collect();
-        let member_index = members
+        let member_index = IdIndex::new(members.iter().map(|m| m.member_id.as_str()));
+        let instrument_index = IdIndex::new(instruments.iter().map(|x| x.instrument.as_str()));
+        let member_active = members
             .iter()
-            .enumerate()
-            .map(|(i, m)| (m.member_id.clone(), MemberIdx(i as u32)))
-            .collect();
-        let instrument_index = instruments
-            .iter()
-            .enumerate()
-            .map(|(i, x)| (x.instrument.clone(), InstrumentIdx(i as u32)))
+            .map(|m| m.status == MemberStatus::Active)
             .collect();
         Ok(RefData {
             platform,
@@ -157,15 +267,18 @@ impl RefData {
             min_fee_minor,
             member_index,
             instrument_index,
+            member_active,
         })
     }
 
+    #[inline]
     pub fn member_idx(&self, id: &str) -> Option<MemberIdx> {
-        self.member_index.get(id).copied()
+        self.member_index.get(id).map(MemberIdx)
     }
 
+    #[inline]
     pub fn instrument_idx(&self, id: &str) -> Option<InstrumentIdx> {
-        self.instrument_index.get(id).copied()
+        self.instrument_index.get(id).map(InstrumentIdx)
     }
 
     pub fn member(&self, idx: MemberIdx) -> &Member {
@@ -191,8 +304,9 @@ impl RefData {
         self.min_fee_minor[member.0 as usize * self.currencies.len() + currency.0 as usize]
     }
 
+    #[inline]
     pub fn is_active(&self, member: MemberIdx) -> bool {
-        self.member(member).status == MemberStatus::Active
+        self.member_active[member.0 as usize]
     }
 
     /// The bank whose custody account holds `account`: a member's settlement bank, or the
@@ -205,5 +319,41 @@ impl RefData {
             .platform_accounts()
             .contains(&account)
             .then_some(self.platform.delivery_bank.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_index_finds_every_id_and_nothing_else() {
+        let ids: Vec<String> = (0..3000)
+            .map(|i| format!("{}{i:05}", ["I", "M", "Long-member-id-"][i % 3]))
+            .chain(["", "a", "ab", "abcdefgh", "abcdefghijklmnopq"].map(String::from))
+            .collect();
+        let index = IdIndex::new(ids.iter().map(String::as_str));
+        for (i, id) in ids.iter().enumerate() {
+            assert_eq!(index.get(id), Some(i as u32), "{id}");
+        }
+        for miss in ["I99999", "abcdefgi", "abcdefghijklmnopr", "abc", "M0000"] {
+            assert_eq!(index.get(miss), None, "{miss}");
+        }
+        let dup = IdIndex::new(["x", "y", "x"].into_iter());
+        assert_eq!((dup.get("x"), dup.get("y")), (Some(2), Some(1)));
+    }
+
+    #[test]
+    fn same_bytes_is_equality_at_every_length() {
+        for n in 0..40usize {
+            let a: Vec<u8> = (0..n as u8).collect();
+            assert!(same_bytes(&a, &a.clone()));
+            for k in 0..n {
+                let mut b = a.clone();
+                b[k] ^= 1;
+                assert!(!same_bytes(&a, &b), "length {n}, byte {k}");
+            }
+            assert!(!same_bytes(&a, &a[..n.saturating_sub(1)]) || n == 0);
+        }
     }
 }

@@ -194,7 +194,7 @@ pub fn check_against_reference(
             "must be > 0".to_string(),
         ));
     }
-    if t.quantity % instrument.lot_size != 0 {
+    if instrument.lot_size != 1 && t.quantity % instrument.lot_size != 0 {
         return Err((
             "quantity",
             t.quantity.to_string(),
@@ -267,8 +267,7 @@ fn trade_amount_minor_i64(
     if minor_digits >= price_scale {
         product.checked_mul(10i64.checked_pow(minor_digits - price_scale)?)
     } else {
-        let divisor = 10i64.checked_pow(price_scale - minor_digits)?;
-        Some(crate::netting::div_round_half_away_i64(product, divisor))
+        crate::netting::div_round_half_away_pow10(product, price_scale - minor_digits)
     }
 }
 

@@ -186,7 +186,7 @@ pub fn ledger_rows(data: &Path) -> Vec<String> {
         "SELECT account || ',' || instrument || ',' || quantity FROM positions ORDER BY 1",
         "SELECT bank || ',' || currency || ',' || balance_minor FROM custody ORDER BY 1",
         "SELECT business_date || ',' || input_digest FROM batches ORDER BY 1",
-        "SELECT count(*) FROM entries",
+        "SELECT count(*) FROM all_entries",
     ] {
         let mut stmt = db.prepare(query).unwrap();
         let mut q = stmt.query([]).unwrap();

@@ -1,0 +1,388 @@
+//! How the ledger stores what grows with a market's size: positions and quantity entries as
+//! one JSON object per account (per entry), and rendered outputs compressed.
+//!
+//! A market of 1,000 members and 2,000 instruments has up to two million positions, and every
+//! batch that trades them posts as many securities legs. One SQLite row each made the commit
+//! of a batch take seconds. Instead:
+//! - `position_sets` holds one row per account: `{"<instrument>": quantity, ...}`, sorted by
+//!   instrument, zeros left out. A batch rewrites the sets of the accounts it changed. The
+//!   view `positions (account, instrument, quantity)` unpacks them with `json_each`, so
+//!   `SELECT quantity FROM positions WHERE account = ? AND instrument = ?` still works.
+//! - Legs of quantity entries (`securities`, `opening_position`, `withhold`) are stored in
+//!   `entry_sets`, one row per entry and asset: `{"<account>": amount, ...}`. Money entries
+//!   stay one row per leg in `entries`, where reconciliation and suspense assignment add
+//!   theirs. The view `all_entries` is every leg of both, as `entries` once was.
+//! - `outputs.content` is zstd-compressed (`encoding = 'zstd'`), and decompressed byte for
+//!   byte when a posted day is restored.
+
+use std::fmt::Write as _;
+
+use rusqlite::{params, Transaction};
+use rustc_hash::FxHashMap;
+
+use crate::book::{kind, LegRef};
+
+/// One account's positions (or one entry's amounts per account) as stored: a JSON object of
+/// integers, keys sorted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PositionSet {
+    json: String,
+}
+
+impl PositionSet {
+    /// Encodes `(key, value)` pairs given in key order.
+    pub fn from_sorted<'a>(pairs: impl Iterator<Item = (&'a str, i64)>) -> PositionSet {
+        let mut json = String::with_capacity(64);
+        json.push('{');
+        for (i, (key, value)) in pairs.enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            push_json_string(&mut json, key);
+            json.push(':');
+            let _ = write!(json, "{value}");
+        }
+        json.push('}');
+        PositionSet { json }
+    }
+
+    pub fn from_json(json: String) -> PositionSet {
+        PositionSet { json }
+    }
+
+    pub fn as_json(&self) -> &str {
+        &self.json
+    }
+
+    /// Calls `f` for every `(key, value)`. The text was written by [`PositionSet::from_sorted`]
+    /// (or SQLite's `json_group_object` in a migration); anything else is a corrupt ledger.
+    pub fn try_for_each(&self, mut f: impl FnMut(&str, i64)) -> Result<(), String> {
+        use serde::de::{Deserializer, MapAccess, Visitor};
+        struct Each<'f, F>(&'f mut F);
+        impl<'de, F: FnMut(&str, i64)> Visitor<'de> for Each<'_, F> {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of integers")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    let value: i64 = map.next_value()?;
+                    (self.0)(&key, value);
+                }
+                Ok(())
+            }
+        }
+        let mut de = serde_json::Deserializer::from_str(&self.json);
+        de.deserialize_map(Each(&mut f))
+            .and_then(|()| de.end())
+            .map_err(|e| format!("malformed position set {:.60}: {e}", self.json))
+    }
+
+    /// [`PositionSet::try_for_each`] on a set this build wrote: a malformed one panics.
+    pub fn for_each(&self, f: impl FnMut(&str, i64)) {
+        if let Err(e) = self.try_for_each(f) {
+            panic!("{e}");
+        }
+    }
+}
+
+/// An object key, borrowed from the JSON text unless it had escapes.
+struct Key<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+        struct KeyVisitor;
+        impl<'de> serde::de::Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+/// A JSON string literal.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// Legs stored in `entry_sets` rather than one row each: quantity entries.
+fn is_packed(entry_kind: &str) -> bool {
+    kind::is_quantity(entry_kind)
+}
+
+/// The legs of one entry in one asset: `(entry_id, asset, kind, [(account, amount)])`.
+type LegSet<'a> = (&'a str, &'a str, &'static str, Vec<(&'a str, i64)>);
+
+/// Writes every leg of a batch (or of the opening): money legs as rows of `entries`, quantity
+/// legs as one `entry_sets` row per entry and asset. `middle` runs once, halfway through.
+pub fn write_legs<'a>(
+    tx: &Transaction<'_>,
+    business_date: &str,
+    legs: impl ExactSizeIterator<Item = LegRef<'a>>,
+    mut middle: impl FnMut(),
+) -> rusqlite::Result<()> {
+    let total = legs.len();
+    let mut rows = tx.prepare(
+        "INSERT INTO entries (business_date, entry_id, kind, account, asset, amount)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    // (entry_id, asset) → its set, in order of first leg.
+    let mut index: FxHashMap<(&str, &str), usize> = FxHashMap::default();
+    let mut sets: Vec<LegSet<'_>> = Vec::new();
+    for (i, leg) in legs.enumerate() {
+        if i == total / 2 {
+            middle();
+        }
+        if !is_packed(leg.kind) {
+            rows.execute(params![
+                business_date,
+                leg.entry_id,
+                leg.kind,
+                leg.account,
+                leg.asset,
+                leg.amount
+            ])?;
+            continue;
+        }
+        // The legs of one entry come together: the last set is nearly always the one.
+        let slot = match sets.last() {
+            Some((entry_id, asset, _, _))
+                if std::ptr::eq(*entry_id, leg.entry_id) && std::ptr::eq(*asset, leg.asset) =>
+            {
+                sets.len() - 1
+            }
+            _ => *index.entry((leg.entry_id, leg.asset)).or_insert_with(|| {
+                sets.push((leg.entry_id, leg.asset, leg.kind, Vec::new()));
+                sets.len() - 1
+            }),
+        };
+        sets[slot].3.push((leg.account, leg.amount));
+    }
+    let mut packed = tx.prepare(
+        "INSERT INTO entry_sets (business_date, entry_id, kind, asset, amounts)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (entry_id, asset, entry_kind, mut amounts) in sets {
+        amounts.sort_by(|a, b| a.0.cmp(b.0));
+        if let Some(w) = amounts.windows(2).find(|w| w[0].0 == w[1].0) {
+            // As the primary key of `entries` would: an entry names an account once per asset.
+            return Err(rusqlite::Error::ToSqlConversionFailure(
+                format!("entry {entry_id} has two legs of {} in {asset}", w[0].0).into(),
+            ));
+        }
+        let set = PositionSet::from_sorted(amounts.into_iter());
+        packed.execute(params![
+            business_date,
+            entry_id,
+            entry_kind,
+            asset,
+            set.as_json()
+        ])?;
+    }
+    Ok(())
+}
+
+/// Writes each account's position set (a set that became empty is kept, as `{}`).
+pub fn write_position_sets(
+    tx: &Transaction<'_>,
+    sets: &[(String, PositionSet)],
+) -> rusqlite::Result<()> {
+    let mut stmt = tx.prepare(
+        "INSERT INTO position_sets (account, quantities) VALUES (?1, ?2)
+         ON CONFLICT (account) DO UPDATE SET quantities = excluded.quantities",
+    )?;
+    for (account, set) in sets {
+        stmt.execute(params![account, set.as_json()])?;
+    }
+    Ok(())
+}
+
+/// zstd level for stored outputs: fast, and CSV shrinks about tenfold.
+const OUTPUT_ZSTD_LEVEL: i32 = 1;
+
+/// The stored form of each output, `(encoding, content)`, compressed on up to `threads`
+/// threads (the two large CSV files dominate).
+pub fn encode_outputs(outputs: &[(String, Vec<u8>)], threads: usize) -> Vec<Vec<u8>> {
+    let compress = |content: &Vec<u8>| {
+        zstd::bulk::compress(content, OUTPUT_ZSTD_LEVEL).expect("zstd compresses any input")
+    };
+    if threads <= 1 || outputs.len() < 2 {
+        return outputs.iter().map(|(_, c)| compress(c)).collect();
+    }
+    // Largest first, dealt to threads greedily.
+    let mut order: Vec<usize> = (0..outputs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(outputs[i].1.len()));
+    let mut lanes: Vec<(u64, Vec<usize>)> = vec![(0, Vec::new()); threads];
+    for i in order {
+        let lane = lanes
+            .iter_mut()
+            .min_by_key(|(load, _)| *load)
+            .expect("threads ≥ 2");
+        lane.0 += outputs[i].1.len() as u64;
+        lane.1.push(i);
+    }
+    let mut encoded: Vec<Vec<u8>> = vec![Vec::new(); outputs.len()];
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = lanes
+            .into_iter()
+            .map(|(_, items)| {
+                scope.spawn(move || {
+                    items
+                        .into_iter()
+                        .map(|i| (i, compress(&outputs[i].1)))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            for (i, bytes) in h.join().expect("an output compressor panicked") {
+                encoded[i] = bytes;
+            }
+        }
+    });
+    encoded
+}
+
+/// The output as written, from its stored form.
+pub fn decode_output(name: &str, encoding: &str, content: Vec<u8>) -> Result<Vec<u8>, String> {
+    match encoding {
+        "identity" => Ok(content),
+        "zstd" => zstd::stream::decode_all(content.as_slice())
+            .map_err(|e| format!("stored output {name} does not decompress: {e}")),
+        other => Err(format!(
+            "stored output {name} has an unknown encoding {other:?}"
+        )),
+    }
+}
+
+/// Schema 1 → 2: positions become position sets (with the `positions` view), quantity
+/// legs get `entry_sets` (old legs stay rows of `entries`; `all_entries` shows both), and
+/// outputs get their encoding. One transaction: a ledger is either version.
+pub const MIGRATE_1_TO_2: &str = "
+BEGIN IMMEDIATE;
+CREATE TABLE position_sets (account TEXT PRIMARY KEY, quantities TEXT NOT NULL);
+INSERT INTO position_sets (account, quantities)
+    SELECT account, json_group_object(instrument, quantity)
+    FROM (SELECT account, instrument, quantity FROM positions WHERE quantity != 0
+          ORDER BY account, instrument)
+    GROUP BY account;
+DROP TABLE positions;
+CREATE VIEW positions AS
+    SELECT s.account AS account, j.key AS instrument, j.value AS quantity
+    FROM position_sets s, json_each(s.quantities) j;
+CREATE TABLE entry_sets (
+    business_date TEXT NOT NULL, entry_id TEXT NOT NULL, kind TEXT NOT NULL,
+    asset TEXT NOT NULL, amounts TEXT NOT NULL,
+    PRIMARY KEY (business_date, entry_id, asset));
+CREATE VIEW all_entries AS
+    SELECT business_date, entry_id, kind, account, asset, amount FROM entries
+    UNION ALL
+    SELECT s.business_date, s.entry_id, s.kind, j.key, s.asset, j.value
+    FROM entry_sets s, json_each(s.amounts) j;
+ALTER TABLE outputs ADD COLUMN encoding TEXT NOT NULL DEFAULT 'identity';
+UPDATE meta SET value = 2 WHERE key = 'schema';
+COMMIT;
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn position_sets_round_trip_any_key() {
+        let pairs = [
+            ("A\"b", -5),
+            ("I00001", i64::MAX),
+            ("x\\y\n", i64::MIN),
+            ("中", 0),
+        ];
+        let set = PositionSet::from_sorted(pairs.iter().map(|(k, v)| (*k, *v)));
+        let mut back = Vec::new();
+        set.for_each(|k, v| back.push((k.to_string(), v)));
+        let expected: Vec<(String, i64)> = pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        assert_eq!(back, expected);
+        assert!(PositionSet::from_json("{\"a\":1.5}".into())
+            .try_for_each(|_, _| {})
+            .is_err());
+        assert!(PositionSet::from_json("{} x".into())
+            .try_for_each(|_, _| {})
+            .is_err());
+    }
+
+    #[test]
+    fn outputs_come_back_byte_for_byte() {
+        let outputs = vec![
+            ("a.csv".to_string(), b"x,y\n1,2\n".repeat(1000)),
+            ("b.csv".to_string(), Vec::new()),
+            ("c.xml".to_string(), b"<a/>".to_vec()),
+        ];
+        for threads in [1, 2, 3] {
+            let encoded = encode_outputs(&outputs, threads);
+            for ((name, content), stored) in outputs.iter().zip(encoded) {
+                assert_eq!(&decode_output(name, "zstd", stored).unwrap(), content);
+            }
+        }
+        assert_eq!(decode_output("a", "identity", vec![1, 2]).unwrap(), [1, 2]);
+        assert!(decode_output("a", "zstd", vec![1, 2]).is_err());
+    }
+
+    #[test]
+    fn a_schema_1_ledger_migrates_with_its_positions() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+             INSERT INTO meta VALUES ('schema', 1);
+             CREATE TABLE positions (account TEXT NOT NULL, instrument TEXT NOT NULL,
+                 quantity INTEGER NOT NULL, PRIMARY KEY (account, instrument)) WITHOUT ROWID;
+             INSERT INTO positions VALUES ('A', 'X', 5), ('A', 'Y', 0), ('B', 'X', -5);
+             CREATE TABLE entries (business_date TEXT NOT NULL, entry_id TEXT NOT NULL,
+                 kind TEXT NOT NULL, account TEXT NOT NULL, asset TEXT NOT NULL,
+                 amount INTEGER NOT NULL,
+                 PRIMARY KEY (business_date, entry_id, account, asset)) WITHOUT ROWID;
+             INSERT INTO entries VALUES ('d', 'SEC-X', 'securities', 'A', 'X', 5);
+             CREATE TABLE outputs (business_date TEXT NOT NULL, name TEXT NOT NULL,
+                 content BLOB NOT NULL, PRIMARY KEY (business_date, name));
+             INSERT INTO outputs VALUES ('d', 'a.csv', x'6869');",
+        )
+        .unwrap();
+        conn.execute_batch(MIGRATE_1_TO_2).unwrap();
+        let rows: Vec<(String, String, i64)> = conn
+            .prepare("SELECT account, instrument, quantity FROM positions ORDER BY 1, 2")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [("A".into(), "X".into(), 5), ("B".into(), "X".into(), -5)]
+        );
+        let (encoding, legs): (String, i64) = conn
+            .query_row(
+                "SELECT (SELECT encoding FROM outputs), (SELECT count(*) FROM all_entries)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        assert_eq!((encoding.as_str(), legs), ("identity", 1));
+    }
+}
