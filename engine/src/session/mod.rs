@@ -39,7 +39,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 use rustc_hash::FxHashMap;
 use xxhash_rust::xxh3::xxh3_128;
 
-use clearhouse_formats::model::{BusinessDate, RowError, TradeFields};
+use clearhouse_formats::model::{BusinessDate, Location, RowError, TradeFields};
 use clearhouse_formats::trades::TradeSink;
 
 use crate::datadir::{reference_digest, write_atomic, DataDir, REFERENCE_FILES};
@@ -320,7 +320,26 @@ impl Session {
     /// Checks one trade as a batch would on arrival (date and reference data), without the
     /// id index: the reason it would be refused, if any.
     pub fn check_trade(&self, t: &TradeFields<'_>) -> Result<(), String> {
-        self.start_batch(Path::new("")).check(t)
+        let describe = |(column, value, reason): (&str, String, String)| {
+            RowError::new(Location::new("", 0), "", column, &value, reason).describe()
+        };
+        let date = parse_business_date(t).map_err(describe)?;
+        if date != self.date {
+            return Err(describe((
+                "business_date",
+                t.business_date.to_string(),
+                format!("differs from the session's business date {}", self.date),
+            )));
+        }
+        check_against_reference(&self.refs, t).map_err(describe)?;
+        if t.executed_at.map_or(0, str::len) > record::EXECUTED_AT_MAX_BYTES {
+            return Err(describe((
+                "executed_at",
+                t.executed_at.unwrap_or("").to_string(),
+                format!("is longer than {} bytes", record::EXECUTED_AT_MAX_BYTES),
+            )));
+        }
+        Ok(())
     }
 
     /// A new batch: feed it trades through [`TradeSink`], then [`Session::commit`] it.
@@ -611,37 +630,6 @@ impl Batch<'_> {
     pub fn source(&self) -> &Path {
         &self.source
     }
-
-    fn check(&self, t: &TradeFields<'_>) -> Result<(), String> {
-        let session = self.session;
-        let describe = |(column, value, reason): (&str, String, String)| {
-            RowError::new(
-                clearhouse_formats::model::Location::new(&self.source, 0),
-                "",
-                column,
-                &value,
-                reason,
-            )
-            .describe()
-        };
-        let date = parse_business_date(t).map_err(describe)?;
-        if date != session.date {
-            return Err(describe((
-                "business_date",
-                t.business_date.to_string(),
-                format!("differs from the session's business date {}", session.date),
-            )));
-        }
-        check_against_reference(&session.refs, t).map_err(describe)?;
-        if t.executed_at.map_or(0, str::len) > record::EXECUTED_AT_MAX_BYTES {
-            return Err(describe((
-                "executed_at",
-                t.executed_at.unwrap_or("").to_string(),
-                format!("is longer than {} bytes", record::EXECUTED_AT_MAX_BYTES),
-            )));
-        }
-        Ok(())
-    }
 }
 
 impl TradeSink for Batch<'_> {
@@ -650,7 +638,7 @@ impl TradeSink for Batch<'_> {
             self.too_many = true;
             return;
         }
-        let status = match self.check(t) {
+        let status = match self.session.check_trade(t) {
             Ok(()) => {
                 self.record.push(t);
                 TradeStatus::NotApplied
