@@ -26,6 +26,11 @@ mod recon_cli;
     about = "Exchange-style batch clearing and settlement"
 )]
 struct Cli {
+    /// The ledger, as a postgres:// URL: overrides `ledger` in the data directory's
+    /// platform.toml. Without either, the ledger is the SQLite file ledger.sqlite in the data
+    /// directory.
+    #[arg(long, global = true, value_name = "URL", env = "CLEARHOUSE_LEDGER", hide_env_values = true)]
+    ledger: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -152,6 +157,9 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    if let Some(url) = &cli.ledger {
+        clearhouse_engine::ledger::set_url(url)?;
+    }
     match cli.command {
         Command::Run {
             day_dir,

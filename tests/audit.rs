@@ -17,10 +17,8 @@ fn audit_is_clean_after_posted_days_and_names_tampering() {
     assert!(run.stdout.contains("2 batches"), "{}", run.stdout);
     assert!(run.stdout.contains("clean"), "{}", run.stdout);
 
-    let db = rusqlite::Connection::open(data.join("ledger.sqlite")).unwrap();
-    db.execute("UPDATE balances SET balance_minor = balance_minor + 1 WHERE account = 'ALPHA' AND currency = 'CNY'", []).unwrap();
-    db.execute("UPDATE entries SET amount = amount - 7 WHERE entry_id = 'FEE-USD' AND account = 'FEE' AND business_date = '2026-11-26'", []).unwrap();
-    drop(db);
+    ledger_execute(&data, "UPDATE balances SET balance_minor = balance_minor + 1 WHERE account = 'ALPHA' AND currency = 'CNY'");
+    ledger_execute(&data, "UPDATE entries SET amount = amount - 7 WHERE entry_id = 'FEE-USD' AND account = 'FEE' AND business_date = '2026-11-26'");
     let run = clearhouse(&["audit", "--data-dir", data_arg]);
     assert_eq!(run.code, 6, "{}", run.text());
     for needle in [
@@ -45,3 +43,8 @@ fn audit_of_a_missing_ledger_is_an_error() {
     assert_eq!(run.code, 1, "{}", run.text());
     assert!(run.stderr.contains("no ledger"), "{}", run.stderr);
 }
+
+// The same tests with the ledger in PostgreSQL (skipped without CLEARHOUSE_TEST_POSTGRES).
+postgres_variants!(
+    audit_is_clean_after_posted_days_and_names_tampering,
+);

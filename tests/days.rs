@@ -38,12 +38,8 @@ fn rerunning_a_posted_day_is_a_no_op_that_restores_its_outputs() {
         first,
         "restored outputs are byte-identical"
     );
-    let ledger = rusqlite::Connection::open(data.join("ledger.sqlite")).unwrap();
-    let batches: i64 = ledger
-        .query_row("SELECT count(*) FROM batches", [], |r| r.get(0))
-        .unwrap();
+    let batches = ledger_count(&data, "SELECT count(*) FROM batches");
     assert_eq!(batches, 1, "posted exactly once");
-    drop(ledger);
     assert_eq!(
         ledger_rows(&data),
         ledger_before,
@@ -141,3 +137,13 @@ fn opening_balances_given_to_an_existing_ledger_are_a_conflict() {
         run.text()
     );
 }
+
+// The same tests with the ledger in PostgreSQL (skipped without CLEARHOUSE_TEST_POSTGRES).
+postgres_variants!(
+    day1_then_day2_match_their_goldens,
+    rerunning_a_posted_day_is_a_no_op_that_restores_its_outputs,
+    same_input_gives_byte_identical_outputs_in_fresh_data_dirs,
+    different_input_for_a_posted_day_is_a_conflict,
+    a_day_before_the_last_posted_one_is_a_conflict,
+    opening_balances_given_to_an_existing_ledger_are_a_conflict,
+);

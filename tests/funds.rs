@@ -46,21 +46,24 @@ fn funds_day(dir: &Path) {
 
 /// Per bank and currency: Σ virtual balances held there, and the custody balance.
 fn custody_check(data: &Path) {
-    let db = rusqlite::Connection::open(data.join("ledger.sqlite")).unwrap();
-    let mut stmt = db
-        .prepare(
-            "SELECT c.bank, c.currency, c.balance_minor,
-                    (SELECT coalesce(sum(b.balance_minor), 0) FROM balances b
-                     JOIN accounts a ON a.account = b.account
-                     WHERE a.bank = c.bank AND b.currency = c.currency)
-             FROM custody c",
+    let rows: Vec<(String, String, i64, i64)> = ledger_query(
+        data,
+        "SELECT c.bank, c.currency, c.balance_minor,
+                (SELECT coalesce(sum(b.balance_minor), 0) FROM balances b
+                 JOIN accounts a ON a.account = b.account
+                 WHERE a.bank = c.bank AND b.currency = c.currency)
+         FROM custody c",
+    )
+    .into_iter()
+    .map(|r| {
+        (
+            r[0].clone(),
+            r[1].clone(),
+            r[2].parse().unwrap(),
+            r[3].parse().unwrap(),
         )
-        .unwrap();
-    let rows: Vec<(String, String, i64, i64)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect();
+    })
+    .collect();
     assert!(!rows.is_empty());
     for (bank, currency, custody, virtual_sum) in rows {
         assert_eq!(
@@ -207,3 +210,9 @@ fn a_deposit_reusing_a_booked_reference_with_other_content_is_rejected() {
     assert!(run.text().contains("deposits.csv:2: column bank_ref: value \"R1\": was booked on 2026-11-25 with other content"), "{}", run.text());
     assert_eq!(ledger_rows(&data), before);
 }
+
+// The same tests with the ledger in PostgreSQL (skipped without CLEARHOUSE_TEST_POSTGRES).
+postgres_variants!(
+    deposits_freezes_and_withdrawals_in_one_day_and_the_next,
+    a_deposit_reusing_a_booked_reference_with_other_content_is_rejected,
+);

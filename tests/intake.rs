@@ -490,3 +490,9 @@ fn init_again_updates_members_never_balances() {
         renamed.as_bytes()
     );
 }
+
+// The same tests with the ledger in PostgreSQL (skipped without CLEARHOUSE_TEST_POSTGRES).
+postgres_variants!(
+    a_day_through_the_server_equals_run,
+    init_again_updates_members_never_balances,
+);

@@ -148,23 +148,10 @@ fn row<'a>(
 }
 
 fn query(data: &Path, sql: &str) -> Vec<String> {
-    let db = rusqlite::Connection::open(data.join("ledger.sqlite")).unwrap();
-    let mut stmt = db.prepare(sql).unwrap();
-    let mut q = stmt.query([]).unwrap();
-    let mut out = Vec::new();
-    while let Some(r) = q.next().unwrap() {
-        let n = r.as_ref().column_count();
-        let cells: Vec<String> = (0..n)
-            .map(|i| match r.get::<_, rusqlite::types::Value>(i).unwrap() {
-                rusqlite::types::Value::Text(t) => t,
-                rusqlite::types::Value::Integer(i) => i.to_string(),
-                rusqlite::types::Value::Null => "NULL".to_string(),
-                other => format!("{other:?}"),
-            })
-            .collect();
-        out.push(cells.join("|"));
-    }
-    out
+    ledger_query(data, sql)
+        .into_iter()
+        .map(|cells| cells.join("|"))
+        .collect()
 }
 
 /// Everything a reconciliation may write in the ledger, for "posted nothing twice".
@@ -826,3 +813,13 @@ fn a_failed_part_of_a_split_withdrawal_returns_only_that_part() {
     assert_eq!(a(&data) - before, 50000);
     audit_is_clean(&data);
 }
+
+// The same tests with the ledger in PostgreSQL (skipped without CLEARHOUSE_TEST_POSTGRES).
+postgres_variants!(
+    a_clean_day_exits_0_and_a_rerun_records_nothing,
+    one_break_of_each_kind_and_a_returned_withdrawal,
+    a_failed_pay_in_is_carried_to_the_next_cycle,
+    bad_bank_files_and_unposted_dates_are_refused_with_exit_2,
+    suspense_assign_moves_a_deposit_to_its_owner_once,
+    a_failed_part_of_a_split_withdrawal_returns_only_that_part,
+);

@@ -55,7 +55,7 @@ fn abort_posts_nothing_and_lists_every_shortfall() {
         ]
     );
     assert!(
-        !data.join("ledger.sqlite").exists(),
+        !ledger_exists(&data),
         "a new ledger stays new"
     );
 }
@@ -98,16 +98,15 @@ fn cover_posts_and_the_guarantee_account_pays() {
         ]),
         "{balances:?}"
     );
-    let db = rusqlite::Connection::open(data.join("ledger.sqlite")).unwrap();
     let pos = |account: &str| -> i64 {
-        db.query_row(
-            // A position of zero is not stored: no row reads as 0.
-            "SELECT coalesce(
-                 (SELECT quantity FROM positions WHERE account = ?1 AND instrument = 'X'), 0)",
-            [account],
-            |r| r.get(0),
+        // A position of zero is not stored: no row reads as 0.
+        ledger_count(
+            &data,
+            &format!(
+                "SELECT coalesce(
+                     (SELECT quantity FROM positions WHERE account = '{account}' AND instrument = 'X'), 0)"
+            ),
         )
-        .unwrap()
     };
     assert_eq!(pos("A"), 1200);
     assert_eq!(pos("B"), 0);
@@ -133,5 +132,12 @@ fn cover_refuses_when_the_guarantee_account_cannot_pay() {
         "{}",
         run.stdout
     );
-    assert!(!data.join("ledger.sqlite").exists());
+    assert!(!ledger_exists(&data));
 }
+
+// The same tests with the ledger in PostgreSQL (skipped without CLEARHOUSE_TEST_POSTGRES).
+postgres_variants!(
+    abort_posts_nothing_and_lists_every_shortfall,
+    cover_posts_and_the_guarantee_account_pays,
+    cover_refuses_when_the_guarantee_account_cannot_pay,
+);

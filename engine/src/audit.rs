@@ -13,7 +13,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::book::kind;
 use crate::journal;
-use crate::ledger::LEDGER_FILE;
+use crate::ledger::{Db, DbError, Ledger, Location};
 use crate::EngineError;
 
 /// What an audit found: one line per difference, and what it checked.
@@ -35,24 +35,56 @@ impl AuditReport {
     }
 }
 
-fn sql(path: &Path, e: rusqlite::Error) -> EngineError {
+fn sql(path: &Path, e: impl Into<DbError>) -> EngineError {
     EngineError::Ledger(crate::ledger::LedgerError::Sql {
         path: path.to_path_buf(),
-        source: e,
+        source: e.into(),
     })
 }
 
 /// Rows of a two-key, one-value query.
 fn keyed(
-    conn: &Connection,
+    conn: &Db,
     path: &Path,
     query: &str,
 ) -> Result<BTreeMap<(String, String), i64>, EngineError> {
-    let mut stmt = conn.prepare(query).map_err(|e| sql(path, e))?;
-    let rows = stmt
-        .query_map([], |r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))
-        .map_err(|e| sql(path, e))?;
-    rows.collect::<Result<_, _>>().map_err(|e| sql(path, e))
+    let rows = conn.query(query, &[]).map_err(|e| sql(path, e))?;
+    rows.iter()
+        .map(|r| Ok(((r.get(0)?, r.get(1)?), r.get(2)?)))
+        .collect::<Result<_, DbError>>()
+        .map_err(|e| sql(path, e))
+}
+
+/// The ledger to audit, opened so that nothing is written: a SQLite file read-only (a
+/// schema-1 file is audited as it is, not migrated).
+fn open_for_audit(data_dir: &Path) -> Result<(Db, std::path::PathBuf), EngineError> {
+    let missing = |path: &Path| {
+        EngineError::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no ledger in this data directory",
+            ),
+        )
+    };
+    match Location::of(data_dir)? {
+        Location::Sqlite(path) => {
+            if !path.exists() {
+                return Err(missing(&path));
+            }
+            let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .map_err(|e| sql(&path, e))?;
+            Ok((Db::Sqlite(conn), path))
+        }
+        location @ Location::Postgres(_) => {
+            let mut ledger = Ledger::open_at(location)?;
+            let path = ledger.path().to_path_buf();
+            match ledger.take_connection() {
+                Some(db) => Ok((db, path)),
+                None => Err(missing(&path)),
+            }
+        }
+    }
 }
 
 /// Compares recomputed values with stored ones; a key missing on one side counts as zero.
@@ -82,21 +114,14 @@ fn compare(
 const ENTRIES: (&str, &str) = ("stored", "entries give");
 
 pub fn audit(data_dir: &Path) -> Result<AuditReport, EngineError> {
-    let path = data_dir.join(LEDGER_FILE);
-    if !path.exists() {
-        return Err(EngineError::io(
-            &path,
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no ledger in this data directory",
-            ),
-        ));
-    }
-    let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| sql(&path, e))?;
+    let (conn, path) = open_for_audit(data_dir)?;
+    // One read transaction: every table as of one version.
+    let tx = conn.read_tx().map_err(|e| sql(&path, e))?;
+    let conn = &*tx;
     let mut report = AuditReport::default();
     let count = |q: &str| -> Result<u64, EngineError> {
-        conn.query_row(q, [], |r| r.get::<_, i64>(0))
+        conn.query_one(q, &[])
+            .and_then(|r| r.get::<i64>(0))
             .map(|n| n as u64)
             .map_err(|e| sql(&path, e))
     };
@@ -113,19 +138,21 @@ pub fn audit(data_dir: &Path) -> Result<AuditReport, EngineError> {
 
     // Entries on virtual accounts (those in `accounts`); legs on custody accounts and the
     // depository are the outside world's side and hold no virtual balance.
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT e.business_date, e.entry_id, e.kind, e.account, e.asset, e.amount,
-                    e.account IN (SELECT account FROM accounts)
-             FROM {legs} e"
-        ))
+    let rows = conn
+        .query(
+            &format!(
+                "SELECT e.business_date, e.entry_id, e.kind, e.account, e.asset, e.amount,
+                        CASE WHEN e.account IN (SELECT account FROM accounts) THEN 1 ELSE 0 END
+                 FROM {legs} e"
+            ),
+            &[],
+        )
         .map_err(|e| sql(&path, e))?;
     let mut cash: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut quantity: BTreeMap<(String, String), i64> = BTreeMap::new();
     let mut per_entry: BTreeMap<(String, String, String), i128> = BTreeMap::new();
-    let mut rows = stmt.query([]).map_err(|e| sql(&path, e))?;
-    while let Some(r) = rows.next().map_err(|e| sql(&path, e))? {
-        let get = |i| r.get::<_, String>(i).map_err(|e| sql(&path, e));
+    for r in &rows {
+        let get = |i| r.get::<String>(i).map_err(|e| sql(&path, e));
         let (date, entry, entry_kind, account, asset) =
             (get(0)?, get(1)?, get(2)?, get(3)?, get(4)?);
         let amount: i64 = r.get(5).map_err(|e| sql(&path, e))?;
@@ -153,13 +180,13 @@ pub fn audit(data_dir: &Path) -> Result<AuditReport, EngineError> {
         }
     }
     let stored = keyed(
-        &conn,
+        conn,
         &path,
         "SELECT account, currency, balance_minor FROM balances",
     )?;
     report.balances_checked = compare("balance", ENTRIES, &cash, &stored, &mut report.differences);
     let stored = keyed(
-        &conn,
+        conn,
         &path,
         "SELECT account, instrument, quantity FROM positions",
     )?;
@@ -171,13 +198,13 @@ pub fn audit(data_dir: &Path) -> Result<AuditReport, EngineError> {
         &mut report.differences,
     );
     let frozen = keyed(
-        &conn,
+        conn,
         &path,
-        "SELECT member_id, currency, sum(amount_minor) FROM freezes
+        "SELECT member_id, currency, CAST(sum(amount_minor) AS BIGINT) FROM freezes
          WHERE released_on IS NULL GROUP BY member_id, currency",
     )?;
     let stored = keyed(
-        &conn,
+        conn,
         &path,
         "SELECT account, currency, frozen_minor FROM balances WHERE frozen_minor != 0",
     )?;
@@ -191,13 +218,13 @@ pub fn audit(data_dir: &Path) -> Result<AuditReport, EngineError> {
 
     // The custody invariant: per bank and currency, Σ virtual balances = custody balance.
     let virtual_sum = keyed(
-        &conn,
+        conn,
         &path,
-        "SELECT a.bank, b.currency, sum(b.balance_minor) FROM balances b
+        "SELECT a.bank, b.currency, CAST(sum(b.balance_minor) AS BIGINT) FROM balances b
          JOIN accounts a ON a.account = b.account GROUP BY a.bank, b.currency",
     )?;
     let custody = keyed(
-        &conn,
+        conn,
         &path,
         "SELECT bank, currency, balance_minor FROM custody",
     )?;

@@ -26,7 +26,9 @@ use crate::funds::{
     apply_deposits, apply_freezes, apply_withdrawals, check_fund_events, deposit_fingerprint,
     withdrawable_minor, FundEffects, FundFiles, FundHistory,
 };
-use crate::ledger::{BatchWrite, DepositRow, FreezeRow, Ledger, Snapshot, WithdrawalRow};
+use crate::ledger::{
+    BatchWrite, DepositRow, FreezeRow, Ledger, LedgerError, Snapshot, WithdrawalRow,
+};
 use crate::netting::Nets;
 use crate::outputs::{self, Files};
 use crate::posting::{post_nets, post_opening, PostingRefusal, DEPOSITORY};
@@ -912,7 +914,45 @@ impl Batch<'_> {
                 .map(|c| c.instruction_id.clone())
                 .collect(),
         };
-        ledger.commit(snapshot.version, &write)?;
+        match ledger.commit(snapshot.version, &write) {
+            Ok(()) => {}
+            Err(e @ (LedgerError::AlreadyPosted { .. } | LedgerError::Raced { .. })) => {
+                // Another run committed first. The batch key decides: the same input posted
+                // means this run's work is done (exit 0, its outputs restored); the date taken
+                // by other input is a conflict; anything else is a race to run again.
+                return match ledger.posted_digest(self.date)? {
+                    Some(posted) if posted == self.digest => {
+                        let out_dir = out_dir_for(self.opts, self.date);
+                        outputs::write_files(&out_dir, &ledger.outputs(self.date)?)?;
+                        timer.lap("restore");
+                        Ok(RunReport {
+                            status: RunStatus::AlreadyPosted,
+                            business_date: Some(self.date),
+                            out_dir: Some(out_dir),
+                            rejects: Vec::new(),
+                            summary: None,
+                            timings: timer.stages,
+                        })
+                    }
+                    Some(_) => Ok(RunReport {
+                        status: RunStatus::Conflict {
+                            reason: format!(
+                                "business date {} was posted with different input by a \
+                                 concurrent run",
+                                self.date
+                            ),
+                        },
+                        business_date: Some(self.date),
+                        out_dir: None,
+                        rejects,
+                        summary: None,
+                        timings: timer.stages,
+                    }),
+                    None => Err(e.into()),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
         faults::point("posted");
         timer.lap("commit");
 

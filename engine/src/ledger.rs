@@ -1,8 +1,14 @@
-//! The virtual-account ledger, persisted in SQLite (WAL) in the data directory.
+//! The virtual-account ledger: by default an SQLite file (WAL) in the data directory, or a
+//! PostgreSQL database named by `ledger = "postgres://..."` in the data directory's
+//! platform.toml or by `--ledger URL` ([`Location`]). Both hold the same tables and answer
+//! the same queries ([`db`]); what is said here holds for both.
 //!
 //! Invariants:
-//! - a business date is posted at most once: `batches.business_date` is the primary key and a
-//!   batch is written in one transaction together with every balance, position and entry;
+//! - a business date is posted at most once: `batches.business_date` is the primary key, and
+//!   its row is the first a batch's transaction writes, so a second poster of the date (a
+//!   racing run included) is refused by the key itself ([`LedgerError::AlreadyPosted`]), not
+//!   only by an earlier read; the batch is written in one transaction together with every
+//!   balance, position and entry;
 //! - a batch commits only on the ledger version it was computed from (`meta.version`), so two
 //!   runs racing on one data directory cannot both post from the same snapshot;
 //! - the rendered outputs of a batch are stored in the same transaction, so a run that died
@@ -15,14 +21,17 @@
 //! account or entry, outputs zstd-compressed. The views `positions` and `all_entries` show
 //! them as rows.
 
+pub mod db;
 mod packed;
 
+pub use db::{Db, DbError, Dialect, Row};
 pub use packed::PositionSet;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
-use rusqlite::{params, Connection, OpenFlags, OptionalExtension, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
 use clearhouse_formats::model::BusinessDate;
 
@@ -35,7 +44,8 @@ pub const LEDGER_FILE: &str = "ledger.sqlite";
 /// 2: position sets, entry sets, compressed outputs (a version-1 ledger is migrated on open).
 const SCHEMA_VERSION: i64 = 2;
 
-const SCHEMA: &str = "
+/// The tables, in SQLite's types; [`postgres_schema`] maps them for PostgreSQL.
+const TABLES: &str = "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE accounts (account TEXT PRIMARY KEY, bank TEXT NOT NULL);
 CREATE TABLE balances (
@@ -43,9 +53,6 @@ CREATE TABLE balances (
     balance_minor INTEGER NOT NULL, frozen_minor INTEGER NOT NULL,
     PRIMARY KEY (account, currency)) WITHOUT ROWID;
 CREATE TABLE position_sets (account TEXT PRIMARY KEY, quantities TEXT NOT NULL);
-CREATE VIEW positions AS
-    SELECT s.account AS account, j.key AS instrument, j.value AS quantity
-    FROM position_sets s, json_each(s.quantities) j;
 CREATE TABLE custody (
     bank TEXT NOT NULL, currency TEXT NOT NULL, balance_minor INTEGER NOT NULL,
     PRIMARY KEY (bank, currency));
@@ -60,11 +67,6 @@ CREATE TABLE entry_sets (
     business_date TEXT NOT NULL, entry_id TEXT NOT NULL, kind TEXT NOT NULL,
     asset TEXT NOT NULL, amounts TEXT NOT NULL,
     PRIMARY KEY (business_date, entry_id, asset));
-CREATE VIEW all_entries AS
-    SELECT business_date, entry_id, kind, account, asset, amount FROM entries
-    UNION ALL
-    SELECT s.business_date, s.entry_id, s.kind, j.key, s.asset, j.value
-    FROM entry_sets s, json_each(s.amounts) j;
 CREATE TABLE deposits (
     bank_ref TEXT PRIMARY KEY, business_date TEXT NOT NULL, fingerprint TEXT NOT NULL,
     bank TEXT NOT NULL, currency TEXT NOT NULL, amount_minor INTEGER NOT NULL,
@@ -98,18 +100,143 @@ CREATE TABLE instructions (
 CREATE INDEX instructions_by_date ON instructions (business_date);
 ";
 
+/// The views that unpack [`packed`] sets into rows, as SQLite writes them.
+const SQLITE_VIEWS: &str = "
+CREATE VIEW positions AS
+    SELECT s.account AS account, j.key AS instrument, j.value AS quantity
+    FROM position_sets s, json_each(s.quantities) j;
+CREATE VIEW all_entries AS
+    SELECT business_date, entry_id, kind, account, asset, amount FROM entries
+    UNION ALL
+    SELECT s.business_date, s.entry_id, s.kind, j.key, s.asset, j.value
+    FROM entry_sets s, json_each(s.amounts) j;
+";
+
+/// The same views in PostgreSQL: the sets stay TEXT (their bytes are what was written), parsed
+/// as `json` only to unpack them.
+const POSTGRES_VIEWS: &str = "
+CREATE VIEW positions AS
+    SELECT s.account AS account, j.key COLLATE \"C\" AS instrument,
+           CAST(j.value AS BIGINT) AS quantity
+    FROM position_sets s, json_each_text(CAST(s.quantities AS json)) j;
+CREATE VIEW all_entries AS
+    SELECT business_date, entry_id, kind, account, asset, amount FROM entries
+    UNION ALL
+    SELECT s.business_date, s.entry_id, s.kind, j.key COLLATE \"C\", s.asset,
+           CAST(j.value AS BIGINT)
+    FROM entry_sets s, json_each_text(CAST(s.amounts AS json)) j;
+";
+
+/// [`TABLES`] in PostgreSQL's types: BIGINT for every integer (money is i64 minor units),
+/// BYTEA for blobs, and byte order for text, so that `ORDER BY` and `max()` agree with
+/// SQLite's and the rendered outputs are the same bytes from both.
+fn postgres_schema() -> String {
+    let tables = TABLES
+        .replace(" INTEGER", " BIGINT")
+        .replace(" TEXT", " TEXT COLLATE \"C\"")
+        .replace(" BLOB", " BYTEA")
+        .replace(") WITHOUT ROWID;", ");");
+    format!("{tables}{POSTGRES_VIEWS}")
+}
+
+/// The URL given by `--ledger`, which overrides platform.toml for the whole process.
+static LEDGER_URL: OnceLock<String> = OnceLock::new();
+
+/// Sets the ledger of every data directory this process opens (`--ledger URL`); the first
+/// call wins.
+pub fn set_url(url: &str) -> Result<(), LedgerError> {
+    Location::parse(url)?;
+    let _ = LEDGER_URL.set(url.to_string());
+    Ok(())
+}
+
+/// Where a data directory's ledger is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// The default: `<data-dir>/ledger.sqlite`.
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL (`postgres://` or `postgresql://`).
+    Postgres(String),
+}
+
+impl Location {
+    /// `--ledger` if given, else the `ledger` key of the data directory's platform.toml,
+    /// else the SQLite file in the data directory.
+    pub fn of(data_dir: &Path) -> Result<Location, LedgerError> {
+        if let Some(url) = LEDGER_URL.get() {
+            return Location::parse(url);
+        }
+        let toml = data_dir.join("platform.toml");
+        if toml.exists() {
+            let url = clearhouse_formats::reference::read_ledger_url(&toml)
+                .map_err(|message| LedgerError::Config { path: toml, message })?;
+            if let Some(url) = url {
+                return Location::parse(&url);
+            }
+        }
+        Ok(Location::Sqlite(data_dir.join(LEDGER_FILE)))
+    }
+
+    pub fn parse(url: &str) -> Result<Location, LedgerError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Location::Postgres(url.to_string()))
+        } else {
+            Err(LedgerError::Config {
+                path: PathBuf::from("--ledger"),
+                message: format!(
+                    "{:?} is not a postgres:// or postgresql:// URL",
+                    redact(url)
+                ),
+            })
+        }
+    }
+
+    /// How errors name the ledger: the file, or the URL without its password.
+    pub fn label(&self) -> PathBuf {
+        match self {
+            Location::Sqlite(path) => path.clone(),
+            Location::Postgres(url) => PathBuf::from(redact(url)),
+        }
+    }
+}
+
+/// A URL with the password of its `user:password@` part replaced by `***`.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let userinfo = &rest[..at];
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:***{}", &rest[at..])
+        }
+        None => url.to_string(),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     #[error("ledger {path}: {source}")]
     Sql {
+        /// The SQLite file, or the PostgreSQL URL without its password.
         path: PathBuf,
         #[source]
-        source: rusqlite::Error,
+        source: DbError,
     },
     #[error("ledger {path}: {message}")]
     Corrupt { path: PathBuf, message: String },
     #[error("ledger {path}: changed by another run since this batch was computed; run again")]
     Raced { path: PathBuf },
+    /// The batch's key (its business date) was taken by another run's commit.
+    #[error("ledger {path}: business date {business_date} was posted by another run")]
+    AlreadyPosted {
+        path: PathBuf,
+        business_date: String,
+    },
+    #[error("{path}: ledger: {message}")]
+    Config { path: PathBuf, message: String },
     #[error("data directory {path}: {source}")]
     Io {
         path: PathBuf,
@@ -239,29 +366,54 @@ pub struct FreezeRow {
 }
 
 pub struct Ledger {
+    location: Location,
+    /// How errors name the ledger ([`Location::label`]).
     path: PathBuf,
-    conn: Option<Connection>,
+    /// `None` while the ledger is new (nothing posted yet).
+    conn: Option<Db>,
 }
 
 impl Ledger {
-    /// Opens the ledger of `data_dir` if it has one; a missing ledger is a new, empty one that
-    /// is not created on disk until [`Ledger::commit`].
+    /// Opens the ledger of `data_dir` ([`Location::of`]) if it has one; a missing ledger is a
+    /// new, empty one that is not created until [`Ledger::commit`].
     pub fn open(data_dir: &Path) -> Result<Ledger, LedgerError> {
-        let path = data_dir.join(LEDGER_FILE);
-        let conn = if path.exists() {
-            let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_WRITE)
-                .map_err(|source| sql(&path, source))?;
-            configure(&conn, &path)?;
-            check_schema(&conn, &path)?;
-            Some(conn)
-        } else {
-            None
+        Ledger::open_at(Location::of(data_dir)?)
+    }
+
+    pub fn open_at(location: Location) -> Result<Ledger, LedgerError> {
+        let path = location.label();
+        let conn = match &location {
+            Location::Sqlite(file) if file.exists() => {
+                let conn = Connection::open_with_flags(file, OpenFlags::SQLITE_OPEN_READ_WRITE)
+                    .map_err(|source| sql(&path, source.into()))?;
+                configure(&conn, &path)?;
+                check_schema(&conn, &path)?;
+                Some(Db::Sqlite(conn))
+            }
+            Location::Sqlite(_) => None,
+            Location::Postgres(url) => {
+                let db = Db::postgres(url).map_err(|source| sql(&path, source))?;
+                if postgres_has_ledger(&db).map_err(|source| sql(&path, source))? {
+                    check_postgres_schema(&db, &path)?;
+                    Some(db)
+                } else {
+                    None
+                }
+            }
         };
-        Ok(Ledger { path, conn })
+        Ok(Ledger {
+            location,
+            path,
+            conn,
+        })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
     }
 
     pub fn exists(&self) -> bool {
@@ -273,12 +425,11 @@ impl Ledger {
         let Some(conn) = &self.conn else {
             return Ok(None);
         };
-        conn.query_row(
+        conn.query_opt(
             "SELECT input_digest FROM batches WHERE business_date = ?1",
-            [date.to_string()],
-            |row| row.get(0),
+            &[&date.to_string()],
         )
-        .optional()
+        .and_then(|row| row.map(|r| r.get(0)).transpose())
         .map_err(|source| sql(&self.path, source))
     }
 
@@ -288,12 +439,11 @@ impl Ledger {
             return Ok(None);
         };
         let text: Option<String> = conn
-            .query_row(
+            .query_opt(
                 "SELECT business_date FROM batches WHERE input_digest = ?1",
-                [digest],
-                |row| row.get(0),
+                &[&digest],
             )
-            .optional()
+            .and_then(|row| row.map(|r| r.get(0)).transpose())
             .map_err(|source| sql(&self.path, source))?;
         text.map(|t| {
             BusinessDate::parse(&t).ok_or_else(|| LedgerError::Corrupt {
@@ -309,17 +459,17 @@ impl Ledger {
         let Some(conn) = &self.conn else {
             return Ok(Vec::new());
         };
-        let mut stmt = conn
-            .prepare(
+        let rows: Vec<(String, String, Vec<u8>)> = conn
+            .query(
                 "SELECT name, encoding, content FROM outputs WHERE business_date = ?1
                  ORDER BY name",
+                &[&date.to_string()],
             )
-            .map_err(|source| sql(&self.path, source))?;
-        let rows: Vec<(String, String, Vec<u8>)> = stmt
-            .query_map([date.to_string()], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            .and_then(|rows| {
+                rows.iter()
+                    .map(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .collect::<Result<Vec<_>, DbError>>()
             })
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
             .map_err(|source| sql(&self.path, source))?;
         rows.into_iter()
             .map(|(name, encoding, content)| {
@@ -340,81 +490,10 @@ impl Ledger {
             return Ok(Snapshot::default());
         };
         let p = &self.path;
-        let version: i64 = conn
-            .query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
-                r.get(0)
-            })
-            .map_err(|source| sql(p, source))?;
-        let mut snap = Snapshot {
-            version,
-            ..Snapshot::default()
-        };
-        let run = |query: &str, f: &mut dyn FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<()>| {
-            let mut stmt = conn.prepare(query)?;
-            let mut rows = stmt.query([])?;
-            while let Some(row) = rows.next()? {
-                f(row)?;
-            }
-            Ok(())
-        };
-        run(
-            "SELECT account, currency, balance_minor, frozen_minor FROM balances",
-            &mut |r| {
-                snap.balances.insert(
-                    (r.get(0)?, r.get(1)?),
-                    Balance {
-                        balance_minor: r.get(2)?,
-                        frozen_minor: r.get(3)?,
-                    },
-                );
-                Ok(())
-            },
-        )
-        .map_err(|source| sql(p, source))?;
-        run("SELECT account, quantities FROM position_sets", &mut |r| {
-            let set = PositionSet::from_json(r.get(1)?);
-            snap.position_sets.insert(r.get(0)?, set);
-            Ok(())
-        })
-        .map_err(|source| sql(p, source))?;
-        for (account, set) in &snap.position_sets {
-            set.try_for_each(|_, _| {})
-                .map_err(|message| LedgerError::Corrupt {
-                    path: p.clone(),
-                    message: format!("positions of {account}: {message}"),
-                })?;
-        }
-        run(
-            "SELECT bank, currency, balance_minor FROM custody",
-            &mut |r| {
-                snap.custody.insert((r.get(0)?, r.get(1)?), r.get(2)?);
-                Ok(())
-            },
-        )
-        .map_err(|source| sql(p, source))?;
-        run("SELECT account, bank FROM accounts", &mut |r| {
-            snap.account_banks.insert(r.get(0)?, r.get(1)?);
-            Ok(())
-        })
-        .map_err(|source| sql(p, source))?;
-        let last: Option<String> = conn
-            .query_row("SELECT max(business_date) FROM batches", [], |r| r.get(0))
-            .map_err(|source| sql(p, source))?;
-        snap.carries = read_instructions(
-            conn,
-            "WHERE status = 'failed' AND resolution = 'carried' AND carried_into IS NULL",
-            [],
-        )
-        .map_err(|source| sql(p, source))?;
-        snap.last_posted = match last {
-            None => None,
-            Some(text) => Some(
-                BusinessDate::parse(&text).ok_or_else(|| LedgerError::Corrupt {
-                    path: p.clone(),
-                    message: format!("batches holds a malformed business date {text:?}"),
-                })?,
-            ),
-        };
+        // One read transaction: every table as of one version.
+        let tx = conn.read_tx().map_err(|source| sql(p, source))?;
+        let snap = read_snapshot(&tx, p)?;
+        drop(tx);
         Ok(snap)
     }
 
@@ -430,55 +509,50 @@ impl Ledger {
             return Ok(history);
         };
         let p = &self.path;
-        let mut stmt = conn
-            .prepare("SELECT business_date, fingerprint, account FROM deposits WHERE bank_ref = ?1")
-            .map_err(|source| sql(p, source))?;
+        let e = |source| sql(p, source);
         for r in bank_refs {
-            let found = stmt
-                .query_row([r], |row| {
-                    Ok(BookedDeposit {
-                        business_date: row.get(0)?,
-                        fingerprint: row.get(1)?,
-                        account: row.get(2)?,
-                    })
-                })
-                .optional()
-                .map_err(|source| sql(p, source))?;
-            if let Some(d) = found {
+            let found = conn
+                .query_opt(
+                    "SELECT business_date, fingerprint, account FROM deposits WHERE bank_ref = ?1",
+                    &[r],
+                )
+                .map_err(e)?;
+            if let Some(row) = found {
+                let d = BookedDeposit {
+                    business_date: row.get(0).map_err(e)?,
+                    fingerprint: row.get(1).map_err(e)?,
+                    account: row.get(2).map_err(e)?,
+                };
                 history.deposits.insert(r.to_string(), d);
             }
         }
-        let mut stmt = conn
-            .prepare("SELECT business_date FROM withdrawals WHERE request_id = ?1")
-            .map_err(|source| sql(p, source))?;
         for r in request_ids {
-            let found: Option<String> = stmt
-                .query_row([r], |row| row.get(0))
-                .optional()
-                .map_err(|source| sql(p, source))?;
-            if let Some(date) = found {
-                history.withdrawals.insert(r.to_string(), date);
+            let found = conn
+                .query_opt(
+                    "SELECT business_date FROM withdrawals WHERE request_id = ?1",
+                    &[r],
+                )
+                .map_err(e)?;
+            if let Some(row) = found {
+                history.withdrawals.insert(r.to_string(), row.get(0).map_err(e)?);
             }
         }
-        let mut stmt = conn
-            .prepare(
-                "SELECT member_id, currency, amount_minor, released_on IS NOT NULL
-                 FROM freezes WHERE freeze_id = ?1",
-            )
-            .map_err(|source| sql(p, source))?;
         for r in freeze_ids {
-            let found = stmt
-                .query_row([r], |row| {
-                    Ok(FreezeRecord {
-                        member_id: row.get(0)?,
-                        currency: row.get(1)?,
-                        amount_minor: row.get(2)?,
-                        released: row.get(3)?,
-                    })
-                })
-                .optional()
-                .map_err(|source| sql(p, source))?;
-            if let Some(f) = found {
+            let found = conn
+                .query_opt(
+                    "SELECT member_id, currency, amount_minor,
+                     CASE WHEN released_on IS NULL THEN 0 ELSE 1 END
+                     FROM freezes WHERE freeze_id = ?1",
+                    &[r],
+                )
+                .map_err(e)?;
+            if let Some(row) = found {
+                let f = FreezeRecord {
+                    member_id: row.get(0).map_err(e)?,
+                    currency: row.get(1).map_err(e)?,
+                    amount_minor: row.get(2).map_err(e)?,
+                    released: row.get(3).map_err(e)?,
+                };
                 history.freezes.insert(r.to_string(), f);
             }
         }
@@ -486,6 +560,10 @@ impl Ledger {
     }
 
     /// Posts a batch: every write in one transaction, on the version `based_on` only.
+    ///
+    /// The batch's row goes first: if another run took the business date, the primary key
+    /// refuses it ([`LedgerError::AlreadyPosted`]) before anything else is written; if another
+    /// run committed anything since `based_on`, [`LedgerError::Raced`].
     pub fn commit(&mut self, based_on: i64, batch: &BatchWrite) -> Result<(), LedgerError> {
         if self.conn.is_none() {
             self.create()?;
@@ -494,32 +572,48 @@ impl Ledger {
         // Compressed before the transaction, which should hold the write lock only to write.
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let stored_outputs = packed::encode_outputs(&batch.outputs, threads);
-        let conn = self.conn.as_mut().expect("created above");
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|source| sql(&path, source))?;
-        let version: i64 = tx
-            .query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
-                r.get(0)
-            })
-            .map_err(|source| sql(&path, source))?;
-        if version != based_on {
-            return Err(LedgerError::Raced { path });
+        let Some(conn) = self.conn.as_ref() else {
+            return Err(no_ledger(path));
+        };
+        let tx = conn.write_tx().map_err(|source| sql(&path, source))?;
+        let inserted = tx.execute(
+            "INSERT INTO batches (business_date, input_digest, summary) VALUES (?1, ?2, ?3)",
+            &[
+                &batch.business_date,
+                &batch.input_digest,
+                &batch.summary_json,
+            ],
+        );
+        match inserted {
+            Ok(_) => {}
+            Err(e) if e.is_unique_violation() => {
+                return Err(LedgerError::AlreadyPosted {
+                    path,
+                    business_date: batch.business_date.clone(),
+                })
+            }
+            Err(e) => return Err(classify(&path, e)),
         }
-        write_batch(&tx, batch, &stored_outputs).map_err(|source| sql(&path, source))?;
+        check_version(&tx, based_on, &path)?;
+        write_batch(&tx, batch, &stored_outputs).map_err(|source| classify(&path, source))?;
         tx.execute(
             "UPDATE meta SET value = value + 1 WHERE key = 'version'",
-            [],
+            &[],
         )
-        .map_err(|source| sql(&path, source))?;
+        .map_err(|source| classify(&path, source))?;
         crate::faults::point("posting:before-commit");
-        tx.commit().map_err(|source| sql(&path, source))
+        tx.commit().map_err(|source| classify(&path, source))
     }
 
-    /// The open connection, for the read queries of reconciliation and suspense assignment;
-    /// `None` while the ledger is new.
-    pub(crate) fn connection(&self) -> Option<&Connection> {
+    /// The open connection, for the read queries of reconciliation, suspense assignment and
+    /// the server; `None` while the ledger is new.
+    pub fn connection(&self) -> Option<&Db> {
         self.conn.as_ref()
+    }
+
+    /// The open connection, taken out of the ledger (`None` while the ledger is new).
+    pub fn take_connection(&mut self) -> Option<Db> {
+        self.conn.take()
     }
 
     /// The ledger's version (0 while it is new): every committed write increments it.
@@ -527,10 +621,9 @@ impl Ledger {
         let Some(conn) = &self.conn else {
             return Ok(0);
         };
-        conn.query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
-            r.get(0)
-        })
-        .map_err(|source| sql(&self.path, source))
+        conn.query_one("SELECT value FROM meta WHERE key = 'version'", &[])
+            .and_then(|r| r.get(0))
+            .map_err(|source| sql(&self.path, source))
     }
 
     /// Runs `write` in one transaction on the version `based_on` only (the version the caller
@@ -540,38 +633,26 @@ impl Ledger {
     pub(crate) fn write<T>(
         &mut self,
         based_on: i64,
-        write: impl FnOnce(&rusqlite::Transaction<'_>) -> rusqlite::Result<T>,
+        write: impl FnOnce(&Db) -> Result<T, DbError>,
     ) -> Result<T, LedgerError> {
         let path = self.path.clone();
-        let Some(conn) = self.conn.as_mut() else {
-            return Err(LedgerError::Corrupt {
-                path,
-                message: "no ledger here yet: post a business date first".to_string(),
-            });
+        let Some(conn) = self.conn.as_ref() else {
+            return Err(no_ledger(path));
         };
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|source| sql(&path, source))?;
-        let version: i64 = tx
-            .query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
-                r.get(0)
-            })
-            .map_err(|source| sql(&path, source))?;
-        if version != based_on {
-            return Err(LedgerError::Raced { path });
-        }
-        let out = write(&tx).map_err(|source| sql(&path, source))?;
+        let tx = conn.write_tx().map_err(|source| sql(&path, source))?;
+        check_version(&tx, based_on, &path)?;
+        let out = write(&tx).map_err(|source| classify(&path, source))?;
         tx.execute(
             "UPDATE meta SET value = value + 1 WHERE key = 'version'",
-            [],
+            &[],
         )
-        .map_err(|source| sql(&path, source))?;
-        tx.commit().map_err(|source| sql(&path, source))?;
+        .map_err(|source| classify(&path, source))?;
+        tx.commit().map_err(|source| classify(&path, source))?;
         Ok(out)
     }
 
     /// A query failure of this ledger as a [`LedgerError`].
-    pub(crate) fn error(&self, source: rusqlite::Error) -> LedgerError {
+    pub(crate) fn error(&self, source: DbError) -> LedgerError {
         sql(&self.path, source)
     }
 
@@ -587,7 +668,14 @@ impl Ledger {
     }
 
     fn create(&mut self) -> Result<(), LedgerError> {
-        if let Some(dir) = self.path.parent() {
+        match self.location.clone() {
+            Location::Sqlite(file) => self.create_sqlite(&file),
+            Location::Postgres(url) => self.create_postgres(&url),
+        }
+    }
+
+    fn create_sqlite(&mut self, file: &Path) -> Result<(), LedgerError> {
+        if let Some(dir) = file.parent() {
             std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io {
                 path: dir.to_path_buf(),
                 source,
@@ -595,28 +683,176 @@ impl Ledger {
         }
         // Build under a temporary name and rename, so a crash never leaves a half-made ledger
         // that the next run would mistake for a real one.
-        let tmp = self.path.with_extension("sqlite.tmp");
+        let tmp = file.with_extension("sqlite.tmp");
         let _ = std::fs::remove_file(&tmp);
         {
-            let conn = Connection::open(&tmp).map_err(|source| sql(&tmp, source))?;
+            let conn = Connection::open(&tmp).map_err(|source| sql(&tmp, source.into()))?;
             // One transaction: one sync instead of one per table.
-            conn.execute_batch(&format!("BEGIN; {SCHEMA} COMMIT;"))
-                .map_err(|source| sql(&tmp, source))?;
+            conn.execute_batch(&format!("BEGIN; {TABLES}{SQLITE_VIEWS} COMMIT;"))
+                .map_err(|source| sql(&tmp, source.into()))?;
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES ('schema', ?1), ('version', 0)",
                 [SCHEMA_VERSION],
             )
-            .map_err(|source| sql(&tmp, source))?;
+            .map_err(|source| sql(&tmp, source.into()))?;
         }
-        std::fs::rename(&tmp, &self.path).map_err(|source| LedgerError::Io {
-            path: self.path.clone(),
+        std::fs::rename(&tmp, file).map_err(|source| LedgerError::Io {
+            path: file.to_path_buf(),
             source,
         })?;
-        let conn = Connection::open(&self.path).map_err(|source| sql(&self.path, source))?;
+        let conn = Connection::open(file).map_err(|source| sql(&self.path, source.into()))?;
         configure(&conn, &self.path)?;
-        self.conn = Some(conn);
+        self.conn = Some(Db::Sqlite(conn));
         Ok(())
     }
+
+    /// Creates the tables in one transaction (PostgreSQL's DDL is transactional: a crash
+    /// leaves none), under an advisory lock so that two first runs cannot both create them.
+    fn create_postgres(&mut self, url: &str) -> Result<(), LedgerError> {
+        let path = self.path.clone();
+        let e = |source| sql(&path, source);
+        let db = Db::postgres(url).map_err(e)?;
+        {
+            // READ COMMITTED: after the lock, the check must see what the lock holder made.
+            db.batch("BEGIN").map_err(e)?;
+            let created = (|| {
+                db.batch(&format!("SELECT pg_advisory_xact_lock({CREATE_LOCK_KEY})"))?;
+                if !postgres_has_ledger(&db)? {
+                    db.batch(&postgres_schema())?;
+                    db.execute(
+                        "INSERT INTO meta (key, value) VALUES ('schema', ?1), ('version', 0)",
+                        &[&SCHEMA_VERSION],
+                    )?;
+                }
+                db.batch("COMMIT")
+            })();
+            if let Err(source) = created {
+                let _ = db.batch("ROLLBACK");
+                return Err(e(source));
+            }
+        }
+        check_postgres_schema(&db, &path)?;
+        self.conn = Some(db);
+        Ok(())
+    }
+}
+
+/// The advisory lock `create_postgres` holds while it creates the tables ("CLRHOUSE").
+const CREATE_LOCK_KEY: i64 = 0x434c_5248_4f55_5345;
+
+fn no_ledger(path: PathBuf) -> LedgerError {
+    LedgerError::Corrupt {
+        path,
+        message: "no ledger here yet: post a business date first".to_string(),
+    }
+}
+
+/// Inside a write transaction: the version must still be `based_on`. PostgreSQL also locks
+/// the version row here, so concurrent writers queue on it; one that lost the race gets a
+/// serialization failure, reported as [`LedgerError::Raced`].
+fn check_version(tx: &Db, based_on: i64, path: &Path) -> Result<(), LedgerError> {
+    let query = match tx.dialect() {
+        Dialect::Sqlite => "SELECT value FROM meta WHERE key = 'version'",
+        Dialect::Postgres => "SELECT value FROM meta WHERE key = 'version' FOR UPDATE",
+    };
+    let version: i64 = tx
+        .query_one(query, &[])
+        .and_then(|r| r.get(0))
+        .map_err(|source| classify(path, source))?;
+    if version != based_on {
+        return Err(LedgerError::Raced {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+/// A failed write: lost to a concurrent transaction ([`LedgerError::Raced`]) or an error.
+fn classify(path: &Path, source: DbError) -> LedgerError {
+    if source.is_serialization_failure() {
+        LedgerError::Raced {
+            path: path.to_path_buf(),
+        }
+    } else {
+        sql(path, source)
+    }
+}
+
+fn read_snapshot(conn: &Db, p: &Path) -> Result<Snapshot, LedgerError> {
+    let e = |source| sql(p, source);
+    let version: i64 = conn
+        .query_one("SELECT value FROM meta WHERE key = 'version'", &[])
+        .and_then(|r| r.get(0))
+        .map_err(e)?;
+    let mut snap = Snapshot {
+        version,
+        ..Snapshot::default()
+    };
+    for r in conn
+        .query(
+            "SELECT account, currency, balance_minor, frozen_minor FROM balances",
+            &[],
+        )
+        .map_err(e)?
+    {
+        snap.balances.insert(
+            (r.get(0).map_err(e)?, r.get(1).map_err(e)?),
+            Balance {
+                balance_minor: r.get(2).map_err(e)?,
+                frozen_minor: r.get(3).map_err(e)?,
+            },
+        );
+    }
+    for r in conn
+        .query("SELECT account, quantities FROM position_sets", &[])
+        .map_err(e)?
+    {
+        let set = PositionSet::from_json(r.get(1).map_err(e)?);
+        snap.position_sets.insert(r.get(0).map_err(e)?, set);
+    }
+    for (account, set) in &snap.position_sets {
+        set.try_for_each(|_, _| {})
+            .map_err(|message| LedgerError::Corrupt {
+                path: p.to_path_buf(),
+                message: format!("positions of {account}: {message}"),
+            })?;
+    }
+    for r in conn
+        .query("SELECT bank, currency, balance_minor FROM custody", &[])
+        .map_err(e)?
+    {
+        snap.custody.insert(
+            (r.get(0).map_err(e)?, r.get(1).map_err(e)?),
+            r.get(2).map_err(e)?,
+        );
+    }
+    for r in conn
+        .query("SELECT account, bank FROM accounts", &[])
+        .map_err(e)?
+    {
+        snap.account_banks
+            .insert(r.get(0).map_err(e)?, r.get(1).map_err(e)?);
+    }
+    let last: Option<String> = conn
+        .query_one("SELECT max(business_date) FROM batches", &[])
+        .and_then(|r| r.get(0))
+        .map_err(e)?;
+    snap.carries = read_instructions(
+        conn,
+        "WHERE status = 'failed' AND resolution = 'carried' AND carried_into IS NULL",
+        &[],
+    )
+    .map_err(e)?;
+    snap.last_posted = match last {
+        None => None,
+        Some(text) => Some(
+            BusinessDate::parse(&text).ok_or_else(|| LedgerError::Corrupt {
+                path: p.to_path_buf(),
+                message: format!("batches holds a malformed business date {text:?}"),
+            })?,
+        ),
+    };
+    Ok(snap)
 }
 
 /// The `business_date` of the opening entries in `entries`: not a date, so it can never be
@@ -633,23 +869,26 @@ pub struct OpeningWrite {
     pub entries: Vec<EntryLeg>,
 }
 
-fn write_opening(tx: &rusqlite::Transaction<'_>, o: &OpeningWrite) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare("INSERT INTO accounts (account, bank) VALUES (?1, ?2)")?;
+fn write_opening(tx: &Db, o: &OpeningWrite) -> Result<(), DbError> {
     for (account, bank) in &o.account_banks {
-        stmt.execute(params![account, bank])?;
+        tx.execute(
+            "INSERT INTO accounts (account, bank) VALUES (?1, ?2)",
+            &[account, bank],
+        )?;
     }
-    let mut stmt = tx.prepare(
-        "INSERT INTO balances (account, currency, balance_minor, frozen_minor)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?;
     for ((account, currency), b) in &o.balances {
-        stmt.execute(params![account, currency, b.balance_minor, b.frozen_minor])?;
+        tx.execute(
+            "INSERT INTO balances (account, currency, balance_minor, frozen_minor)
+             VALUES (?1, ?2, ?3, ?4)",
+            &[account, currency, &b.balance_minor, &b.frozen_minor],
+        )?;
     }
     packed::write_position_sets(tx, &position_sets(&o.positions))?;
-    let mut stmt =
-        tx.prepare("INSERT INTO custody (bank, currency, balance_minor) VALUES (?1, ?2, ?3)")?;
     for ((bank, currency), balance) in &o.custody {
-        stmt.execute(params![bank, currency, balance])?;
+        tx.execute(
+            "INSERT INTO custody (bank, currency, balance_minor) VALUES (?1, ?2, ?3)",
+            &[bank, currency, balance],
+        )?;
     }
     let legs = o.entries.iter().map(|leg| LegRef {
         entry_id: &leg.entry_id,
@@ -678,110 +917,90 @@ fn position_sets(positions: &BTreeMap<(String, String), i64>) -> Vec<(String, Po
     sets
 }
 
-/// `stored_outputs`: `batch.outputs` compressed ([`packed::encode_outputs`]).
-fn write_batch(
-    tx: &rusqlite::Transaction<'_>,
-    batch: &BatchWrite,
-    stored_outputs: &[Vec<u8>],
-) -> rusqlite::Result<()> {
-    tx.execute(
-        "INSERT INTO batches (business_date, input_digest, summary) VALUES (?1, ?2, ?3)",
-        params![batch.business_date, batch.input_digest, batch.summary_json],
-    )?;
-    let mut stmt = tx.prepare(
-        "INSERT INTO accounts (account, bank) VALUES (?1, ?2)
-         ON CONFLICT (account) DO UPDATE SET bank = excluded.bank",
-    )?;
+/// `stored_outputs`: `batch.outputs` compressed ([`packed::encode_outputs`]). The batch's
+/// own row is written by [`Ledger::commit`], first.
+fn write_batch(tx: &Db, batch: &BatchWrite, stored_outputs: &[Vec<u8>]) -> Result<(), DbError> {
     for (account, bank) in &batch.account_banks {
-        stmt.execute(params![account, bank])?;
+        tx.execute(
+            "INSERT INTO accounts (account, bank) VALUES (?1, ?2)
+             ON CONFLICT (account) DO UPDATE SET bank = excluded.bank",
+            &[account, bank],
+        )?;
     }
-    let mut stmt = tx.prepare(
-        "INSERT INTO balances (account, currency, balance_minor, frozen_minor)
-         VALUES (?1, ?2, ?3, ?4)
-         ON CONFLICT (account, currency) DO UPDATE
-         SET balance_minor = excluded.balance_minor, frozen_minor = excluded.frozen_minor",
-    )?;
     for ((account, currency), b) in &batch.balances {
-        stmt.execute(params![account, currency, b.balance_minor, b.frozen_minor])?;
+        tx.execute(
+            "INSERT INTO balances (account, currency, balance_minor, frozen_minor)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (account, currency) DO UPDATE
+             SET balance_minor = excluded.balance_minor, frozen_minor = excluded.frozen_minor",
+            &[account, currency, &b.balance_minor, &b.frozen_minor],
+        )?;
     }
     packed::write_position_sets(tx, &batch.positions)?;
-    let mut stmt = tx.prepare(
-        "INSERT INTO custody (bank, currency, balance_minor) VALUES (?1, ?2, ?3)
-         ON CONFLICT (bank, currency) DO UPDATE SET balance_minor = excluded.balance_minor",
-    )?;
     for ((bank, currency), balance) in &batch.custody {
-        stmt.execute(params![bank, currency, balance])?;
+        tx.execute(
+            "INSERT INTO custody (bank, currency, balance_minor) VALUES (?1, ?2, ?3)
+             ON CONFLICT (bank, currency) DO UPDATE SET balance_minor = excluded.balance_minor",
+            &[bank, currency, balance],
+        )?;
     }
     packed::write_legs(tx, &batch.business_date, batch.entries.iter(), || {
         crate::faults::point("posting:middle")
     })?;
     write_fund_events(tx, batch)?;
     write_settlement(tx, batch)?;
-    let mut stmt = tx.prepare(
-        "INSERT INTO outputs (business_date, name, encoding, content)
-         VALUES (?1, ?2, 'zstd', ?3)",
-    )?;
     for ((name, _), content) in batch.outputs.iter().zip(stored_outputs) {
-        stmt.execute(params![batch.business_date, name, content])?;
+        tx.execute(
+            "INSERT INTO outputs (business_date, name, encoding, content)
+             VALUES (?1, ?2, 'zstd', ?3)",
+            &[&batch.business_date, name, content],
+        )?;
     }
     Ok(())
 }
 
 /// Deposits booked, withdrawals paid, freezes made and released: what makes tomorrow's
 /// re-sent notification a duplicate and tomorrow's unfreeze valid.
-fn write_fund_events(tx: &rusqlite::Transaction<'_>, batch: &BatchWrite) -> rusqlite::Result<()> {
+fn write_fund_events(tx: &Db, batch: &BatchWrite) -> Result<(), DbError> {
     let date = &batch.business_date;
-    let mut stmt = tx.prepare(
-        "INSERT INTO deposits (bank_ref, business_date, fingerprint, bank, currency,
-         amount_minor, account, matched_by, channel) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-    )?;
     for d in &batch.deposits {
-        stmt.execute(params![
-            d.bank_ref,
-            date,
-            d.fingerprint,
-            d.bank,
-            d.currency,
-            d.amount_minor,
-            d.account,
-            d.matched_by,
-            d.channel
-        ])?;
+        tx.execute(
+            "INSERT INTO deposits (bank_ref, business_date, fingerprint, bank, currency,
+             amount_minor, account, matched_by, channel)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            &[
+                &d.bank_ref,
+                date,
+                &d.fingerprint,
+                &d.bank,
+                &d.currency,
+                &d.amount_minor,
+                &d.account,
+                &d.matched_by,
+                &d.channel,
+            ],
+        )?;
     }
-    let mut stmt = tx.prepare(
-        "INSERT INTO withdrawals (request_id, business_date, member_id, currency, amount_minor)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
     for w in &batch.withdrawals {
-        stmt.execute(params![
-            w.request_id,
-            date,
-            w.member_id,
-            w.currency,
-            w.amount_minor
-        ])?;
+        tx.execute(
+            "INSERT INTO withdrawals (request_id, business_date, member_id, currency,
+             amount_minor) VALUES (?1, ?2, ?3, ?4, ?5)",
+            &[&w.request_id, date, &w.member_id, &w.currency, &w.amount_minor],
+        )?;
     }
-    let mut stmt = tx.prepare(
-        "INSERT INTO freezes (freeze_id, member_id, currency, amount_minor, frozen_on)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
     for f in &batch.freezes {
-        stmt.execute(params![
-            f.freeze_id,
-            f.member_id,
-            f.currency,
-            f.amount_minor,
-            date
-        ])?;
+        tx.execute(
+            "INSERT INTO freezes (freeze_id, member_id, currency, amount_minor, frozen_on)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            &[&f.freeze_id, &f.member_id, &f.currency, &f.amount_minor, date],
+        )?;
     }
-    let mut stmt = tx.prepare(
-        "UPDATE freezes SET released_on = ?2 WHERE freeze_id = ?1 AND released_on IS NULL",
-    )?;
     for id in &batch.released_freezes {
         // Exactly one active freeze is released, or the batch is wrong and must not commit.
-        if stmt.execute(params![id, date])? != 1 {
-            return Err(rusqlite::Error::StatementChangedRows(0));
-        }
+        tx.execute_one(
+            "UPDATE freezes SET released_on = ?2 WHERE freeze_id = ?1 AND released_on IS NULL",
+            &[id, date],
+        )?;
     }
     Ok(())
 }
@@ -789,78 +1008,106 @@ fn write_fund_events(tx: &rusqlite::Transaction<'_>, batch: &BatchWrite) -> rusq
 /// What reconciliation needs of a batch: the platform's accounts, the custody balances
 /// expected once its instructions settle, the instructions themselves, and which carried
 /// instructions it re-sent.
-fn write_settlement(tx: &rusqlite::Transaction<'_>, batch: &BatchWrite) -> rusqlite::Result<()> {
+fn write_settlement(tx: &Db, batch: &BatchWrite) -> Result<(), DbError> {
     let date = &batch.business_date;
-    let mut stmt = tx.prepare(
-        "INSERT INTO platform_accounts (account, bank, role) VALUES (?1, ?2, ?3)
-         ON CONFLICT (account) DO UPDATE SET bank = excluded.bank, role = excluded.role",
-    )?;
     for a in &batch.platform_accounts {
-        stmt.execute(params![a.account, a.bank, a.role])?;
+        tx.execute(
+            "INSERT INTO platform_accounts (account, bank, role) VALUES (?1, ?2, ?3)
+             ON CONFLICT (account) DO UPDATE SET bank = excluded.bank, role = excluded.role",
+            &[&a.account, &a.bank, &a.role],
+        )?;
     }
-    let mut stmt = tx.prepare(
-        "INSERT INTO custody_history (business_date, bank, currency, balance_minor)
-         VALUES (?1, ?2, ?3, ?4)",
-    )?;
     for ((bank, currency), balance) in &batch.custody {
-        stmt.execute(params![date, bank, currency, balance])?;
+        tx.execute(
+            "INSERT INTO custody_history (business_date, bank, currency, balance_minor)
+             VALUES (?1, ?2, ?3, ?4)",
+            &[date, bank, currency, balance],
+        )?;
     }
-    let mut stmt = tx.prepare(
-        "INSERT INTO instructions (instruction_id, business_date, phase, kind, currency,
-         amount_minor, debit_bank, debit_account, credit_bank, credit_account)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?;
     for i in &batch.instructions {
-        stmt.execute(params![
-            i.instruction_id,
-            date,
-            i.phase,
-            i.kind,
-            i.currency,
-            i.amount_minor,
-            i.debit_bank,
-            i.debit_account,
-            i.credit_bank,
-            i.credit_account
-        ])?;
+        tx.execute(
+            "INSERT INTO instructions (instruction_id, business_date, phase, kind, currency,
+             amount_minor, debit_bank, debit_account, credit_bank, credit_account)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            &[
+                &i.instruction_id,
+                date,
+                &i.phase,
+                &i.kind,
+                &i.currency,
+                &i.amount_minor,
+                &i.debit_bank,
+                &i.debit_account,
+                &i.credit_bank,
+                &i.credit_account,
+            ],
+        )?;
     }
-    let mut stmt = tx.prepare(
-        "UPDATE instructions SET carried_into = ?2
-         WHERE instruction_id = ?1 AND resolution = 'carried' AND carried_into IS NULL",
-    )?;
     for id in &batch.carried {
         // Each carry is re-sent exactly once, or the batch is wrong and must not commit.
-        if stmt.execute(params![id, date])? != 1 {
-            return Err(rusqlite::Error::StatementChangedRows(0));
-        }
+        tx.execute_one(
+            "UPDATE instructions SET carried_into = ?2
+             WHERE instruction_id = ?1 AND resolution = 'carried' AND carried_into IS NULL",
+            &[id, date],
+        )?;
     }
     Ok(())
 }
 
 /// Instructions matching a `WHERE` clause, sorted by id.
 pub(crate) fn read_instructions(
-    conn: &Connection,
+    conn: &Db,
     filter: &str,
-    args: impl rusqlite::Params,
-) -> rusqlite::Result<Vec<InstructionRow>> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT instruction_id, phase, kind, currency, amount_minor, debit_bank, debit_account,
-         credit_bank, credit_account FROM instructions {filter} ORDER BY instruction_id"
-    ))?;
-    let rows = stmt.query_map(args, |r| {
-        Ok(InstructionRow {
-            instruction_id: r.get(0)?,
-            phase: r.get(1)?,
-            kind: r.get(2)?,
-            currency: r.get(3)?,
-            amount_minor: r.get(4)?,
-            debit_bank: r.get(5)?,
-            debit_account: r.get(6)?,
-            credit_bank: r.get(7)?,
-            credit_account: r.get(8)?,
+    args: db::Params<'_>,
+) -> Result<Vec<InstructionRow>, DbError> {
+    let rows = conn.query(
+        &format!(
+            "SELECT instruction_id, phase, kind, currency, amount_minor, debit_bank,
+             debit_account, credit_bank, credit_account FROM instructions {filter}
+             ORDER BY instruction_id"
+        ),
+        args,
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(InstructionRow {
+                instruction_id: r.get(0)?,
+                phase: r.get(1)?,
+                kind: r.get(2)?,
+                currency: r.get(3)?,
+                amount_minor: r.get(4)?,
+                debit_bank: r.get(5)?,
+                debit_account: r.get(6)?,
+                credit_bank: r.get(7)?,
+                credit_account: r.get(8)?,
+            })
         })
-    })?;
-    rows.collect()
+        .collect()
+}
+
+/// Whether the connected PostgreSQL database holds a ledger (its `meta` table).
+fn postgres_has_ledger(db: &Db) -> Result<bool, DbError> {
+    db.query_one(
+        "SELECT count(*) FROM information_schema.tables
+         WHERE table_schema = current_schema() AND table_name = 'meta'",
+        &[],
+    )
+    .and_then(|r| r.get::<i64>(0))
+    .map(|n| n > 0)
+}
+
+fn check_postgres_schema(db: &Db, path: &Path) -> Result<(), LedgerError> {
+    let schema: Option<i64> = db
+        .query_opt("SELECT value FROM meta WHERE key = 'schema'", &[])
+        .and_then(|r| r.map(|r| r.get(0)).transpose())
+        .map_err(|source| sql(path, source))?;
+    match schema {
+        Some(SCHEMA_VERSION) => Ok(()),
+        other => Err(LedgerError::Corrupt {
+            path: path.to_path_buf(),
+            message: format!("schema version {other:?}, this build reads {SCHEMA_VERSION}"),
+        }),
+    }
 }
 
 fn configure(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
@@ -869,7 +1116,7 @@ fn configure(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;
          PRAGMA busy_timeout = 5000; PRAGMA cache_size = -262144;",
     )
-    .map_err(|source| sql(path, source))
+    .map_err(|source| sql(path, source.into()))
 }
 
 fn check_schema(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
@@ -877,7 +1124,11 @@ fn check_schema(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
         .query_row("SELECT value FROM meta WHERE key = 'schema'", [], |r| {
             r.get(0)
         })
-        .optional()
+        .map(Some)
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })
         .map_err(|source| LedgerError::Corrupt {
             path: path.to_path_buf(),
             message: format!("not a Clearhouse ledger ({source})"),
@@ -886,7 +1137,7 @@ fn check_schema(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
         Some(SCHEMA_VERSION) => Ok(()),
         Some(1) => conn
             .execute_batch(packed::MIGRATE_1_TO_2)
-            .map_err(|source| sql(path, source)),
+            .map_err(|source| sql(path, source.into())),
         other => Err(LedgerError::Corrupt {
             path: path.to_path_buf(),
             message: format!("schema version {other:?}, this build reads {SCHEMA_VERSION}"),
@@ -894,7 +1145,7 @@ fn check_schema(conn: &Connection, path: &Path) -> Result<(), LedgerError> {
     }
 }
 
-fn sql(path: &Path, source: rusqlite::Error) -> LedgerError {
+fn sql(path: &Path, source: DbError) -> LedgerError {
     LedgerError::Sql {
         path: path.to_path_buf(),
         source,

@@ -15,7 +15,6 @@
 
 use std::path::Path;
 
-use rusqlite::{params, OptionalExtension};
 
 use clearhouse_formats::money::{AmountMinor, Currency};
 
@@ -95,11 +94,13 @@ pub fn assign(data_dir: &Path, bank_ref: &str, member: &str) -> Result<AssignRep
     let version = ledger.version()?;
     let e = |source| ledger.error(source);
     let booked: Option<Booked> = conn
-        .query_row(
+        .query_opt(
             "SELECT business_date, bank, currency, amount_minor, account, matched_by
              FROM deposits WHERE bank_ref = ?1",
-            [bank_ref],
-            |r| {
+            &[&bank_ref],
+        )
+        .and_then(|row| {
+            row.map(|r| {
                 Ok(Booked {
                     business_date: r.get(0)?,
                     bank: r.get(1)?,
@@ -108,9 +109,9 @@ pub fn assign(data_dir: &Path, bank_ref: &str, member: &str) -> Result<AssignRep
                     account: r.get(4)?,
                     matched_by: r.get(5)?,
                 })
-            },
-        )
-        .optional()
+            })
+            .transpose()
+        })
         .map_err(e)?;
     let Some(booked) = booked else {
         report.status = AssignStatus::Rejected {
@@ -133,13 +134,12 @@ pub fn assign(data_dir: &Path, bank_ref: &str, member: &str) -> Result<AssignRep
     // Every member is registered with its bank by each batch; platform accounts are not
     // members and cannot own a deposit.
     let to_bank: Option<String> = conn
-        .query_row(
+        .query_opt(
             "SELECT a.bank FROM accounts a WHERE a.account = ?1
              AND NOT EXISTS (SELECT 1 FROM platform_accounts p WHERE p.account = a.account)",
-            [member],
-            |r| r.get(0),
+            &[&member],
         )
-        .optional()
+        .and_then(|row| row.map(|r| r.get(0)).transpose())
         .map_err(e)?;
     let Some(to_bank) = to_bank else {
         report.status = AssignStatus::Rejected {
@@ -163,22 +163,18 @@ pub fn assign(data_dir: &Path, bank_ref: &str, member: &str) -> Result<AssignRep
     }
     let suspense = booked.account.clone();
     let from_bank: String = conn
-        .query_row(
-            "SELECT bank FROM accounts WHERE account = ?1",
-            [&suspense],
-            |r| r.get(0),
-        )
+        .query_one("SELECT bank FROM accounts WHERE account = ?1", &[&suspense])
+        .and_then(|r| r.get(0))
         .map_err(e)?;
     report.from_account = Some(suspense.clone());
     report.from_bank = Some(from_bank.clone());
     let available: i64 = conn
-        .query_row(
+        .query_opt(
             "SELECT balance_minor - frozen_minor FROM balances
              WHERE account = ?1 AND currency = ?2",
-            params![suspense, booked.currency],
-            |r| r.get(0),
+            &[&suspense, &booked.currency],
         )
-        .optional()
+        .and_then(|row| row.map(|r| r.get(0)).transpose())
         .map_err(e)?
         .unwrap_or(0);
     if available < booked.amount_minor {
@@ -192,7 +188,8 @@ pub fn assign(data_dir: &Path, bank_ref: &str, member: &str) -> Result<AssignRep
         return Ok(report);
     }
     let date: String = conn
-        .query_row("SELECT max(business_date) FROM batches", [], |r| r.get(0))
+        .query_one("SELECT max(business_date) FROM batches", &[])
+        .and_then(|r| r.get(0))
         .map_err(e)?;
     report.business_date = Some(date.clone());
     let entry_id = format!("SUS-{bank_ref}");
@@ -210,13 +207,13 @@ pub fn assign(data_dir: &Path, bank_ref: &str, member: &str) -> Result<AssignRep
             tx.execute(
                 "INSERT INTO entries (business_date, entry_id, kind, account, asset, amount)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    date,
-                    entry_id,
-                    kind::SUSPENSE_ASSIGN,
-                    account,
-                    booked.currency,
-                    amount
+                &[
+                    &date,
+                    &entry_id,
+                    &kind::SUSPENSE_ASSIGN,
+                    &account,
+                    &booked.currency,
+                    &amount,
                 ],
             )?;
             tx.execute(
@@ -224,21 +221,18 @@ pub fn assign(data_dir: &Path, bank_ref: &str, member: &str) -> Result<AssignRep
                  VALUES (?1, ?2, ?3, 0)
                  ON CONFLICT (account, currency) DO UPDATE
                  SET balance_minor = balance_minor + excluded.balance_minor",
-                params![account, booked.currency, amount],
+                &[&account, &booked.currency, &amount],
             )?;
         }
-        let changed = tx.execute(
+        tx.execute_one(
             "UPDATE deposits SET account = ?2, matched_by = 'suspense_assign'
              WHERE bank_ref = ?1 AND matched_by = 'suspense'",
-            params![bank_ref, member],
+            &[&bank_ref, &member],
         )?;
-        if changed != 1 {
-            return Err(rusqlite::Error::StatementChangedRows(changed));
-        }
         tx.execute(
             "INSERT INTO adjustments (adjustment_id, kind, business_date, detail)
              VALUES (?1, ?2, ?3, ?4)",
-            params![entry_id, kind::SUSPENSE_ASSIGN, date, detail],
+            &[&entry_id, &kind::SUSPENSE_ASSIGN, &date, &detail],
         )?;
         Ok(())
     })?;

@@ -33,6 +33,24 @@ pub fn read_platform(path: &Path) -> Result<Result<Platform, Vec<RowError>>, For
     Ok(parse_platform(path, &bytes))
 }
 
+/// The `ledger` key of a platform.toml: where the data directory's ledger is (a
+/// `postgres://` URL), or `None` for the default SQLite file. Read on its own, by whatever
+/// opens the ledger, so that a data directory can name it before its other keys are valid.
+pub fn read_ledger_url(path: &Path) -> Result<Option<String>, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| "file is not UTF-8".to_string())?;
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    let root = DeTable::parse(text).map_err(|e| e.message().trim_end().to_string())?;
+    match root.get_ref().get("ledger").map(|v| v.get_ref()) {
+        None => Ok(None),
+        Some(DeValue::String(url)) => Ok(Some(url.to_string())),
+        Some(other) => Err(format!(
+            "ledger must be a string (a postgres:// URL), found {}",
+            other.type_str()
+        )),
+    }
+}
+
 /// The byte offset's 1-based line and column (in characters), for TOML messages.
 fn line_col(text: &str, offset: usize) -> (u64, u64) {
     let before = text.get(..offset).unwrap_or(text);
@@ -57,6 +75,8 @@ const PLATFORM_KEYS: &[&str] = &[
     "banks",
     "channel_policy",
     "channels",
+    // Where the ledger is (`read_ledger_url`); the batch does not read it.
+    "ledger",
     // Issue 3 adds `[[tokens]]` (name, sha256, role); accepted and not interpreted yet so that
     // such files keep parsing.
     "tokens",
@@ -204,6 +224,9 @@ fn parse_platform(path: &Path, bytes: &[u8]) -> Result<Platform, Vec<RowError>> 
             }
             "channels" => {
                 channel_list = channels::read_channels(&mut check, value).map(|c| (c, at));
+            }
+            "ledger" => {
+                check.string(key_name, value);
             }
             "tokens" => {
                 if !matches!(value.get_ref(), DeValue::Array(_)) {

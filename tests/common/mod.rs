@@ -3,9 +3,11 @@
 
 #![allow(dead_code)]
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -34,6 +36,10 @@ pub fn clearhouse(args: &[&str]) -> Run {
 pub fn clearhouse_env(args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_clearhouse"));
     cmd.args(args);
+    // On PostgreSQL, each data directory's ledger is its own database.
+    if let Some(url) = data_dir_arg(args).and_then(|d| ledger_url(Path::new(d))) {
+        cmd.arg("--ledger").arg(url);
+    }
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -173,13 +179,11 @@ pub fn csv_rows(path: &Path) -> Vec<Vec<String>> {
 }
 
 /// Balances, positions, custody, batches and the entry count of a ledger, as sorted text rows:
-/// what "the ledger did not change" compares.
+/// what "the ledger did not change" compares. Empty while there is no ledger.
 pub fn ledger_rows(data: &Path) -> Vec<String> {
-    let path = data.join("ledger.sqlite");
-    if !path.exists() {
+    if !ledger_exists(data) {
         return Vec::new();
     }
-    let db = rusqlite::Connection::open(path).unwrap();
     let mut rows = Vec::new();
     for query in [
         "SELECT account || ',' || currency || ',' || balance_minor || ',' || frozen_minor FROM balances ORDER BY 1",
@@ -188,14 +192,205 @@ pub fn ledger_rows(data: &Path) -> Vec<String> {
         "SELECT business_date || ',' || input_digest FROM batches ORDER BY 1",
         "SELECT count(*) FROM all_entries",
     ] {
-        let mut stmt = db.prepare(query).unwrap();
-        let mut q = stmt.query([]).unwrap();
-        while let Some(r) = q.next().unwrap() {
-            let v: rusqlite::types::Value = r.get(0).unwrap();
-            rows.push(format!("{v:?}"));
-        }
+        rows.extend(ledger_query(data, query).into_iter().map(|r| r.join(",")));
     }
     rows
+}
+
+/// `--data-dir`'s value in a command line.
+fn data_dir_arg<'a>(args: &[&'a str]) -> Option<&'a str> {
+    let at = args.iter().position(|a| *a == "--data-dir")?;
+    args.get(at + 1).copied()
+}
+
+/// The PostgreSQL server of the `_on_postgres` tests: a URL with the right to create
+/// databases (`postgres://user@host:port/postgres`).
+pub const TEST_POSTGRES: &str = "CLEARHOUSE_TEST_POSTGRES";
+
+/// A test's PostgreSQL databases: one per data directory, made on first use.
+struct PgContext {
+    server: String,
+    test: String,
+    databases: BTreeMap<PathBuf, String>,
+}
+
+thread_local! {
+    static POSTGRES: RefCell<Option<PgContext>> = const { RefCell::new(None) };
+}
+
+static DATABASES_MADE: AtomicU32 = AtomicU32::new(0);
+
+/// Whether this test thread runs against PostgreSQL.
+pub fn on_postgres_now() -> bool {
+    POSTGRES.with(|p| p.borrow().is_some())
+}
+
+/// Runs `body` (a whole test) with every ledger in PostgreSQL: each data directory the test
+/// uses gets a fresh database, dropped afterwards (kept with `CLEARHOUSE_TEST_KEEP_DB=1`).
+/// Without `CLEARHOUSE_TEST_POSTGRES`, says the test is skipped and passes.
+pub fn on_postgres(test: &str, body: impl FnOnce()) {
+    let Ok(server) = std::env::var(TEST_POSTGRES) else {
+        eprintln!("skipped: {TEST_POSTGRES} not set ({test} on PostgreSQL)");
+        return;
+    };
+    POSTGRES.with(|p| {
+        *p.borrow_mut() = Some(PgContext {
+            server: server.clone(),
+            test: test.to_string(),
+            databases: BTreeMap::new(),
+        })
+    });
+    struct Cleanup;
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let Some(ctx) = POSTGRES.with(|p| p.borrow_mut().take()) else {
+                return;
+            };
+            if std::env::var_os("CLEARHOUSE_TEST_KEEP_DB").is_some() || std::thread::panicking()
+            {
+                for (dir, db) in &ctx.databases {
+                    eprintln!("{}: kept database {db} of {}", ctx.test, dir.display());
+                }
+                return;
+            }
+            if let Ok(mut admin) = postgres::Client::connect(&ctx.server, postgres::NoTls) {
+                for db in ctx.databases.values() {
+                    let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db}"));
+                }
+            }
+        }
+    }
+    let _cleanup = Cleanup;
+    body();
+}
+
+/// `server` with its database replaced by `database`.
+fn with_database(server: &str, database: &str) -> String {
+    let (scheme, rest) = server.split_once("://").expect("a postgres:// URL");
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, format!("?{q}")),
+        None => (rest, String::new()),
+    };
+    let authority = rest.split_once('/').map_or(rest, |(a, _)| a);
+    format!("{scheme}://{authority}/{database}{query}")
+}
+
+/// On PostgreSQL, the ledger URL of a data directory (its database created on first use);
+/// `None` on SQLite.
+pub fn ledger_url(data: &Path) -> Option<String> {
+    POSTGRES.with(|p| {
+        let mut p = p.borrow_mut();
+        let ctx = p.as_mut()?;
+        let key = data.to_path_buf();
+        if !ctx.databases.contains_key(&key) {
+            let n = DATABASES_MADE.fetch_add(1, Ordering::Relaxed);
+            let db = format!("clearhouse_test_{}_{n}", std::process::id());
+            let mut admin = postgres::Client::connect(&ctx.server, postgres::NoTls)
+                .unwrap_or_else(|e| panic!("{TEST_POSTGRES}={}: {e}", ctx.server));
+            admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"))
+                .unwrap();
+            ctx.databases.insert(key.clone(), db);
+        }
+        Some(with_database(&ctx.server, &ctx.databases[&key]))
+    })
+}
+
+/// Whether the data directory's ledger holds anything (SQLite: the file exists).
+pub fn ledger_exists(data: &Path) -> bool {
+    match ledger_url(data) {
+        None => data.join("ledger.sqlite").exists(),
+        Some(url) => {
+            let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            let row = db
+                .query_one(
+                    "SELECT count(*) FROM information_schema.tables
+                     WHERE table_schema = current_schema() AND table_name = 'meta'",
+                    &[],
+                )
+                .unwrap();
+            row.get::<_, i64>(0) > 0
+        }
+    }
+}
+
+/// Every row of a query on the data directory's ledger, each column as text (`NULL` for
+/// null), whichever backend the test runs on.
+pub fn ledger_query(data: &Path, query: &str) -> Vec<Vec<String>> {
+    match ledger_url(data) {
+        None => {
+            let db = rusqlite::Connection::open(data.join("ledger.sqlite")).unwrap();
+            let mut stmt = db.prepare(query).unwrap();
+            let columns = stmt.column_count();
+            let mut rows = stmt.query([]).unwrap();
+            let mut out = Vec::new();
+            while let Some(r) = rows.next().unwrap() {
+                out.push(
+                    (0..columns)
+                        .map(|i| match r.get::<_, rusqlite::types::Value>(i).unwrap() {
+                            rusqlite::types::Value::Text(t) => t,
+                            rusqlite::types::Value::Integer(i) => i.to_string(),
+                            rusqlite::types::Value::Null => "NULL".to_string(),
+                            other => format!("{other:?}"),
+                        })
+                        .collect(),
+                );
+            }
+            out
+        }
+        Some(url) => {
+            let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            db.simple_query(query)
+                .unwrap()
+                .into_iter()
+                .filter_map(|m| match m {
+                    postgres::SimpleQueryMessage::Row(r) => Some(
+                        (0..r.len())
+                            .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                            .collect(),
+                    ),
+                    _ => None,
+                })
+                .collect()
+        }
+    }
+}
+
+/// One value of a query on the ledger, as an integer.
+pub fn ledger_count(data: &Path, query: &str) -> i64 {
+    let rows = ledger_query(data, query);
+    rows[0][0].parse().unwrap()
+}
+
+/// Runs statements on the data directory's ledger (tampering, for the tests that must see it
+/// found); returns the rows changed.
+pub fn ledger_execute(data: &Path, statements: &str) -> u64 {
+    match ledger_url(data) {
+        None => {
+            let db = rusqlite::Connection::open(data.join("ledger.sqlite")).unwrap();
+            db.execute(statements, []).unwrap() as u64
+        }
+        Some(url) => {
+            let mut db = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+            db.execute(statements, &[]).unwrap()
+        }
+    }
+}
+
+/// `on_postgres` variants of tests: `postgres_variants!(a, b)` adds `on_postgres::a` and
+/// `on_postgres::b`, each running the test of that name against PostgreSQL.
+#[macro_export]
+macro_rules! postgres_variants {
+    ($($name:ident),* $(,)?) => {
+        mod on_postgres {
+            $(
+                #[test]
+                fn $name() {
+                    $crate::common::on_postgres(stringify!($name), super::$name);
+                }
+            )*
+        }
+    };
 }
 
 /// Copies the files (not sub-directories) of a day directory.

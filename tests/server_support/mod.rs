@@ -46,11 +46,19 @@ pub fn reference_dir(from: &Path, to: &Path, openings: bool) {
     std::fs::write(to.join("platform.toml"), platform + TOKENS_TOML).unwrap();
 }
 
+/// `--ledger URL` when the test runs on PostgreSQL ([`crate::common::on_postgres`]).
+pub fn ledger_args(data: &Path) -> Vec<String> {
+    crate::common::ledger_url(data)
+        .map(|url| vec!["--ledger".to_string(), url])
+        .unwrap_or_default()
+}
+
 /// `clearhouse init REF --data-dir DATA`, which must succeed.
 pub fn init(reference: &Path, data: &Path) {
     let out = Command::new(bin())
         .args(["init", reference.to_str().unwrap(), "--data-dir"])
         .arg(data)
+        .args(ledger_args(data))
         .output()
         .unwrap();
     assert!(
@@ -80,6 +88,7 @@ impl Server {
         let mut child = Command::new(bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data)
+            .args(ledger_args(data))
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(stderr)

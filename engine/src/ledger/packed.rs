@@ -17,8 +17,9 @@
 
 use std::fmt::Write as _;
 
-use rusqlite::{params, Transaction};
 use rustc_hash::FxHashMap;
+
+use super::db::{Db, DbError};
 
 use crate::book::{kind, LegRef};
 
@@ -135,16 +136,14 @@ type LegSet<'a> = (&'a str, &'a str, &'static str, Vec<(&'a str, i64)>);
 /// Writes every leg of a batch (or of the opening): money legs as rows of `entries`, quantity
 /// legs as one `entry_sets` row per entry and asset. `middle` runs once, halfway through.
 pub fn write_legs<'a>(
-    tx: &Transaction<'_>,
+    tx: &Db,
     business_date: &str,
     legs: impl ExactSizeIterator<Item = LegRef<'a>>,
     mut middle: impl FnMut(),
-) -> rusqlite::Result<()> {
+) -> Result<(), DbError> {
     let total = legs.len();
-    let mut rows = tx.prepare(
-        "INSERT INTO entries (business_date, entry_id, kind, account, asset, amount)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?;
+    let rows = "INSERT INTO entries (business_date, entry_id, kind, account, asset, amount)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
     // (entry_id, asset) → its set, in order of first leg.
     let mut index: FxHashMap<(&str, &str), usize> = FxHashMap::default();
     let mut sets: Vec<LegSet<'_>> = Vec::new();
@@ -153,14 +152,17 @@ pub fn write_legs<'a>(
             middle();
         }
         if !is_packed(leg.kind) {
-            rows.execute(params![
-                business_date,
-                leg.entry_id,
-                leg.kind,
-                leg.account,
-                leg.asset,
-                leg.amount
-            ])?;
+            tx.execute(
+                rows,
+                &[
+                    &business_date,
+                    &leg.entry_id,
+                    &leg.kind,
+                    &leg.account,
+                    &leg.asset,
+                    &leg.amount,
+                ],
+            )?;
             continue;
         }
         // The legs of one entry come together: the last set is nearly always the one.
@@ -177,41 +179,37 @@ pub fn write_legs<'a>(
         };
         sets[slot].3.push((leg.account, leg.amount));
     }
-    let mut packed = tx.prepare(
-        "INSERT INTO entry_sets (business_date, entry_id, kind, asset, amounts)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
+    let packed = "INSERT INTO entry_sets (business_date, entry_id, kind, asset, amounts)
+         VALUES (?1, ?2, ?3, ?4, ?5)";
     for (entry_id, asset, entry_kind, mut amounts) in sets {
         amounts.sort_by(|a, b| a.0.cmp(b.0));
         if let Some(w) = amounts.windows(2).find(|w| w[0].0 == w[1].0) {
             // As the primary key of `entries` would: an entry names an account once per asset.
-            return Err(rusqlite::Error::ToSqlConversionFailure(
-                format!("entry {entry_id} has two legs of {} in {asset}", w[0].0).into(),
-            ));
+            return Err(DbError::Refused(format!(
+                "entry {entry_id} has two legs of {} in {asset}",
+                w[0].0
+            )));
         }
         let set = PositionSet::from_sorted(amounts.into_iter());
-        packed.execute(params![
-            business_date,
-            entry_id,
-            entry_kind,
-            asset,
-            set.as_json()
-        ])?;
+        tx.execute(
+            packed,
+            &[&business_date, &entry_id, &entry_kind, &asset, &set.as_json()],
+        )?;
     }
     Ok(())
 }
 
 /// Writes each account's position set (a set that became empty is kept, as `{}`).
 pub fn write_position_sets(
-    tx: &Transaction<'_>,
+    tx: &Db,
     sets: &[(String, PositionSet)],
-) -> rusqlite::Result<()> {
-    let mut stmt = tx.prepare(
-        "INSERT INTO position_sets (account, quantities) VALUES (?1, ?2)
-         ON CONFLICT (account) DO UPDATE SET quantities = excluded.quantities",
-    )?;
+) -> Result<(), DbError> {
     for (account, set) in sets {
-        stmt.execute(params![account, set.as_json()])?;
+        tx.execute(
+            "INSERT INTO position_sets (account, quantities) VALUES (?1, ?2)
+             ON CONFLICT (account) DO UPDATE SET quantities = excluded.quantities",
+            &[account, &set.as_json()],
+        )?;
     }
     Ok(())
 }

@@ -3,14 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{params, Connection, OptionalExtension};
-
 use clearhouse_formats::model::BusinessDate;
 use clearhouse_formats::money::{AmountMinor, Currency};
 
 use super::matching::{AccountRole, KnownDeposit, Resolution, Status, Stored, Transition};
 use crate::book::kind;
-use crate::ledger::{InstructionRow, Ledger, LedgerError};
+use crate::ledger::{Db, DbError, InstructionRow, Ledger, LedgerError};
 use crate::EngineError;
 
 /// What the ledger holds about a posted date, read at one version.
@@ -29,24 +27,27 @@ pub fn load(ledger: &Ledger, date: BusinessDate, refs: &[&str]) -> Result<State,
     let Some(conn) = ledger.connection() else {
         return Ok(State::default());
     };
-    let tx = conn.unchecked_transaction().map_err(|e| ledger.error(e))?;
+    let tx = conn.read_tx().map_err(|e| ledger.error(e))?;
     let state = read(&tx, date, refs).map_err(|e| ledger.error(e))?;
     drop(tx);
     Ok(state)
 }
 
-fn read(conn: &Connection, date: BusinessDate, refs: &[&str]) -> rusqlite::Result<State> {
+fn read(conn: &Db, date: BusinessDate, refs: &[&str]) -> Result<State, DbError> {
     let date = date.to_string();
-    let version = conn.query_row("SELECT value FROM meta WHERE key = 'version'", [], |r| {
-        r.get(0)
-    })?;
-    let mut stmt = conn.prepare(
-        "SELECT instruction_id, phase, kind, currency, amount_minor, debit_bank, debit_account,
-         credit_bank, credit_account, status, matched_by, bank_ref, status_detail, resolution
-         FROM instructions WHERE business_date = ?1 ORDER BY instruction_id",
-    )?;
-    let instructions = stmt
-        .query_map([&date], |r| {
+    let version = conn
+        .query_one("SELECT value FROM meta WHERE key = 'version'", &[])?
+        .get(0)?;
+    let instructions = conn
+        .query(
+            "SELECT instruction_id, phase, kind, currency, amount_minor, debit_bank,
+             debit_account, credit_bank, credit_account, status, matched_by, bank_ref,
+             status_detail, resolution
+             FROM instructions WHERE business_date = ?1 ORDER BY instruction_id",
+            &[&date],
+        )?
+        .iter()
+        .map(|r| {
             let status: String = r.get(9)?;
             Ok(Stored {
                 row: InstructionRow {
@@ -60,26 +61,22 @@ fn read(conn: &Connection, date: BusinessDate, refs: &[&str]) -> rusqlite::Resul
                     credit_bank: r.get(7)?,
                     credit_account: r.get(8)?,
                 },
-                status: Status::parse(&status).ok_or_else(|| {
-                    rusqlite::Error::InvalidColumnType(
-                        9,
-                        format!("status {status:?}"),
-                        rusqlite::types::Type::Text,
-                    )
+                status: Status::parse(&status).ok_or_else(|| DbError::Type {
+                    column: 9,
+                    message: format!("status {status:?}"),
                 })?,
                 matched_by: r.get(10)?,
                 bank_ref: r.get(11)?,
                 detail: r.get(12)?,
                 resolution: r.get(13)?,
             })
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+        })
+        .collect::<Result<Vec<_>, DbError>>()?;
     let mut accounts = BTreeMap::new();
-    let mut stmt = conn.prepare(
+    for r in conn.query(
         "SELECT account, bank, role FROM platform_accounts WHERE role IN ('custody', 'delivery')",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(r) = rows.next()? {
+        &[],
+    )? {
         let role: String = r.get(2)?;
         let role = if role == "custody" {
             AccountRole::Custody { bank: r.get(1)? }
@@ -89,27 +86,24 @@ fn read(conn: &Connection, date: BusinessDate, refs: &[&str]) -> rusqlite::Resul
         accounts.insert(r.get(0)?, role);
     }
     let mut custody = BTreeMap::new();
-    let mut stmt = conn.prepare(
+    for r in conn.query(
         "SELECT bank, currency, balance_minor FROM custody_history WHERE business_date = ?1",
-    )?;
-    let mut rows = stmt.query([&date])?;
-    while let Some(r) = rows.next()? {
+        &[&date],
+    )? {
         custody.insert((r.get(0)?, r.get(1)?), r.get(2)?);
     }
     let mut deposits = BTreeMap::new();
-    let mut stmt =
-        conn.prepare("SELECT bank, currency, amount_minor FROM deposits WHERE bank_ref = ?1")?;
     for bank_ref in refs {
-        let found = stmt
-            .query_row([bank_ref], |r| {
-                Ok(KnownDeposit {
-                    bank: r.get(0)?,
-                    currency: r.get(1)?,
-                    amount_minor: r.get(2)?,
-                })
-            })
-            .optional()?;
-        if let Some(d) = found {
+        let found = conn.query_opt(
+            "SELECT bank, currency, amount_minor FROM deposits WHERE bank_ref = ?1",
+            &[bank_ref],
+        )?;
+        if let Some(r) = found {
+            let d = KnownDeposit {
+                bank: r.get(0)?,
+                currency: r.get(1)?,
+                amount_minor: r.get(2)?,
+            };
             deposits.insert(bank_ref.to_string(), d);
         }
     }
@@ -158,25 +152,22 @@ pub fn record(
     let date_text = date.to_string();
     let posted = ledger.write(state.version, |tx| {
         let mut posted = Vec::new();
-        let mut update = tx.prepare(
-            "UPDATE instructions SET status = ?2, matched_by = ?3, bank_ref = ?4,
-             status_detail = ?5, resolution = ?6 WHERE instruction_id = ?1 AND status = ?7",
-        )?;
         for t in transitions {
             let resolution = t.resolution.map_or("", |r| r.as_str());
-            let changed = update.execute(params![
-                t.instruction_id,
-                t.to.as_str(),
-                t.matched_by,
-                t.bank_ref,
-                t.detail,
-                resolution,
-                t.from.as_str()
-            ])?;
-            // The version check makes this impossible; a status is never overwritten blind.
-            if changed != 1 {
-                return Err(rusqlite::Error::StatementChangedRows(changed));
-            }
+            // The version check makes a miss impossible; a status is never overwritten blind.
+            tx.execute_one(
+                "UPDATE instructions SET status = ?2, matched_by = ?3, bank_ref = ?4,
+                 status_detail = ?5, resolution = ?6 WHERE instruction_id = ?1 AND status = ?7",
+                &[
+                    &t.instruction_id,
+                    &t.to.as_str(),
+                    &t.matched_by,
+                    &t.bank_ref,
+                    &t.detail,
+                    &resolution,
+                    &t.from.as_str(),
+                ],
+            )?;
             let row = by_id[t.instruction_id.as_str()];
             match t.resolution {
                 None => {}
@@ -224,33 +215,33 @@ fn describe(row: &InstructionRow) -> String {
 }
 
 fn insert_leg(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Db,
     date: &str,
     entry_id: &str,
     entry_kind: &str,
     account: &str,
     currency: &str,
     amount: i64,
-) -> rusqlite::Result<()> {
+) -> Result<(), DbError> {
     tx.execute(
         "INSERT INTO entries (business_date, entry_id, kind, account, asset, amount)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![date, entry_id, entry_kind, account, currency, amount],
+        &[&date, &entry_id, &entry_kind, &account, &currency, &amount],
     )?;
     Ok(())
 }
 
 fn insert_adjustment(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Db,
     id: &str,
     adjustment_kind: &str,
     date: &str,
     detail: &str,
-) -> rusqlite::Result<()> {
+) -> Result<(), DbError> {
     tx.execute(
         "INSERT INTO adjustments (adjustment_id, kind, business_date, detail)
          VALUES (?1, ?2, ?3, ?4)",
-        params![id, adjustment_kind, date, detail],
+        &[&id, &adjustment_kind, &date, &detail],
     )?;
     Ok(())
 }
@@ -260,11 +251,11 @@ fn insert_adjustment(
 /// external (real) accounts: no virtual balance moves, members keep their posted results.
 /// The next batch re-sends it (`Snapshot::carries`).
 fn post_carry(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Db,
     date: &str,
     row: &InstructionRow,
     reason: &str,
-) -> rusqlite::Result<String> {
+) -> Result<String, DbError> {
     let id = format!("CARRY-{}", row.instruction_id);
     let c = &row.currency;
     insert_leg(
@@ -311,18 +302,20 @@ fn refund_of(
         .ok_or_else(|| invariant("its id does not name a request"))?;
     let conn = ledger.connection().ok_or_else(|| invariant("no ledger"))?;
     let lookup = |request_id: &str| {
-        conn.query_row(
+        conn.query_opt(
             "SELECT member_id, currency, amount_minor FROM withdrawals WHERE request_id = ?1",
-            [request_id],
-            |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            },
+            &[&request_id],
         )
-        .optional()
+        .and_then(|row| {
+            row.map(|r| {
+                Ok((
+                    r.get::<String>(0)?,
+                    r.get::<String>(1)?,
+                    r.get::<i64>(2)?,
+                ))
+            })
+            .transpose()
+        })
         .map_err(|e| ledger.error(e))
     };
     // `<request>` whole, or `<request>-<n>`: one part of a withdrawal a channel split.
@@ -355,12 +348,12 @@ fn refund_of(
 /// account; it goes back to the member (balance and custody both up by the amount, the
 /// custody invariant kept).
 fn post_return(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Db,
     date: &str,
     row: &InstructionRow,
     refund: &Refund,
     reason: &str,
-) -> rusqlite::Result<String> {
+) -> Result<String, DbError> {
     let id = format!("RET-{}", row.instruction_id);
     let c = &row.currency;
     let amount = row.amount_minor;
@@ -387,13 +380,13 @@ fn post_return(
          VALUES (?1, ?2, ?3, 0)
          ON CONFLICT (account, currency) DO UPDATE
          SET balance_minor = balance_minor + excluded.balance_minor",
-        params![refund.member_id, c, amount],
+        &[&refund.member_id, c, &amount],
     )?;
     tx.execute(
         "INSERT INTO custody (bank, currency, balance_minor) VALUES (?1, ?2, ?3)
          ON CONFLICT (bank, currency) DO UPDATE
          SET balance_minor = balance_minor + excluded.balance_minor",
-        params![row.debit_bank, c, amount],
+        &[&row.debit_bank, c, &amount],
     )?;
     let detail = format!(
         "{} failed ({reason}); credited back to {}",

@@ -273,25 +273,19 @@ fn account_json(state: &AppState, account: &str) -> Result<Option<String>, Engin
         return Ok(None);
     };
     let sql = |e| EngineError::Ledger(ledger.error(e));
-    let bank: Option<String> = {
-        let mut stmt = conn
-            .prepare("SELECT bank FROM accounts WHERE account = ?1")
-            .map_err(sql)?;
-        let mut rows = stmt.query([account]).map_err(sql)?;
-        match rows.next().map_err(sql)? {
-            Some(row) => Some(row.get(0).map_err(sql)?),
-            None => None,
-        }
-    };
+    let bank: Option<String> = conn
+        .query_opt("SELECT bank FROM accounts WHERE account = ?1", &[&account])
+        .and_then(|row| row.map(|r| r.get(0)).transpose())
+        .map_err(sql)?;
     let mut balances = Vec::new();
-    let mut stmt = conn
-        .prepare(
+    let rows = conn
+        .query(
             "SELECT currency, balance_minor, frozen_minor FROM balances
              WHERE account = ?1 ORDER BY currency",
+            &[&account],
         )
         .map_err(sql)?;
-    let mut rows = stmt.query([account]).map_err(sql)?;
-    while let Some(row) = rows.next().map_err(sql)? {
+    for row in &rows {
         let code: String = row.get(0).map_err(sql)?;
         let (balance, frozen): (i64, i64) = (row.get(1).map_err(sql)?, row.get(2).map_err(sql)?);
         let text = |minor: i64| match Currency::from_code(&code) {
@@ -307,13 +301,13 @@ fn account_json(state: &AppState, account: &str) -> Result<Option<String>, Engin
         }));
     }
     let mut positions = Vec::new();
-    let mut stmt = conn
-        .prepare(
+    let rows = conn
+        .query(
             "SELECT instrument, quantity FROM positions WHERE account = ?1 ORDER BY instrument",
+            &[&account],
         )
         .map_err(sql)?;
-    let mut rows = stmt.query([account]).map_err(sql)?;
-    while let Some(row) = rows.next().map_err(sql)? {
+    for row in &rows {
         let instrument: String = row.get(0).map_err(sql)?;
         let quantity: i64 = row.get(1).map_err(sql)?;
         positions.push(json!({ "instrument": instrument, "quantity": quantity }));
