@@ -220,7 +220,7 @@ pub fn assign(data_dir: &Path, bank_ref: &str, member: &str) -> Result<AssignRep
                 "INSERT INTO balances (account, currency, balance_minor, frozen_minor)
                  VALUES (?1, ?2, ?3, 0)
                  ON CONFLICT (account, currency) DO UPDATE
-                 SET balance_minor = balance_minor + excluded.balance_minor",
+                 SET balance_minor = balances.balance_minor + excluded.balance_minor",
                 &[&account, &booked.currency, &amount],
             )?;
         }

@@ -287,8 +287,13 @@ pub fn ledger_url(data: &Path) -> Option<String> {
             let db = format!("clearhouse_test_{}_{n}", std::process::id());
             let mut admin = postgres::Client::connect(&ctx.server, postgres::NoTls)
                 .unwrap_or_else(|e| panic!("{TEST_POSTGRES}={}: {e}", ctx.server));
+            // Two calls: several statements in one would be one transaction, which
+            // DROP/CREATE DATABASE refuse.
             admin
-                .batch_execute(&format!("DROP DATABASE IF EXISTS {db}; CREATE DATABASE {db}"))
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+                .unwrap();
+            admin
+                .batch_execute(&format!("CREATE DATABASE {db}"))
                 .unwrap();
             ctx.databases.insert(key.clone(), db);
         }

@@ -143,8 +143,9 @@ impl Row {
 pub enum DbError {
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+    /// Not a `#[source]`: the message already holds what the driver's error would repeat.
     #[error("{}", postgres_message(.0))]
-    Postgres(#[from] postgres::Error),
+    Postgres(postgres::Error),
     #[error("column {column}: {message}")]
     Type { column: usize, message: String },
     #[error("query returned no rows")]
@@ -154,6 +155,12 @@ pub enum DbError {
     /// A write the ledger's keys would refuse, found before it was sent.
     #[error("{0}")]
     Refused(String),
+}
+
+impl From<postgres::Error> for DbError {
+    fn from(e: postgres::Error) -> DbError {
+        DbError::Postgres(e)
+    }
 }
 
 fn postgres_message(e: &postgres::Error) -> String {

@@ -379,13 +379,13 @@ fn post_return(
         "INSERT INTO balances (account, currency, balance_minor, frozen_minor)
          VALUES (?1, ?2, ?3, 0)
          ON CONFLICT (account, currency) DO UPDATE
-         SET balance_minor = balance_minor + excluded.balance_minor",
+         SET balance_minor = balances.balance_minor + excluded.balance_minor",
         &[&refund.member_id, c, &amount],
     )?;
     tx.execute(
         "INSERT INTO custody (bank, currency, balance_minor) VALUES (?1, ?2, ?3)
          ON CONFLICT (bank, currency) DO UPDATE
-         SET balance_minor = balance_minor + excluded.balance_minor",
+         SET balance_minor = custody.balance_minor + excluded.balance_minor",
         &[&row.debit_bank, c, &amount],
     )?;
     let detail = format!(
