@@ -29,7 +29,13 @@ struct Cli {
     /// The ledger, as a postgres:// URL: overrides `ledger` in the data directory's
     /// platform.toml. Without either, the ledger is the SQLite file ledger.sqlite in the data
     /// directory.
-    #[arg(long, global = true, value_name = "URL", env = "CLEARHOUSE_LEDGER", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "CLEARHOUSE_LEDGER",
+        hide_env_values = true
+    )]
     ledger: Option<String>,
     #[command(subcommand)]
     command: Command,

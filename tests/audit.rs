@@ -45,6 +45,4 @@ fn audit_of_a_missing_ledger_is_an_error() {
 }
 
 // The same tests with the ledger in PostgreSQL (skipped without CLEARHOUSE_TEST_POSTGRES).
-postgres_variants!(
-    audit_is_clean_after_posted_days_and_names_tampering,
-);
+postgres_variants!(audit_is_clean_after_posted_days_and_names_tampering,);

@@ -76,6 +76,4 @@ fn a_batch_aborted_anywhere_finishes_identically_on_rerun() {
 }
 
 // The same tests with the ledger in PostgreSQL (skipped without CLEARHOUSE_TEST_POSTGRES).
-postgres_variants!(
-    a_batch_aborted_anywhere_finishes_identically_on_rerun,
-);
+postgres_variants!(a_batch_aborted_anywhere_finishes_identically_on_rerun,);

@@ -54,10 +54,7 @@ fn abort_posts_nothing_and_lists_every_shortfall() {
             vec!["B", "securities", "X", "200", "0", "200"],
         ]
     );
-    assert!(
-        !ledger_exists(&data),
-        "a new ledger stays new"
-    );
+    assert!(!ledger_exists(&data), "a new ledger stays new");
 }
 
 #[test]

@@ -168,8 +168,12 @@ impl Location {
         }
         let toml = data_dir.join("platform.toml");
         if toml.exists() {
-            let url = clearhouse_formats::reference::read_ledger_url(&toml)
-                .map_err(|message| LedgerError::Config { path: toml, message })?;
+            let url = clearhouse_formats::reference::read_ledger_url(&toml).map_err(|message| {
+                LedgerError::Config {
+                    path: toml,
+                    message,
+                }
+            })?;
             if let Some(url) = url {
                 return Location::parse(&url);
             }
@@ -534,7 +538,9 @@ impl Ledger {
                 )
                 .map_err(e)?;
             if let Some(row) = found {
-                history.withdrawals.insert(r.to_string(), row.get(0).map_err(e)?);
+                history
+                    .withdrawals
+                    .insert(r.to_string(), row.get(0).map_err(e)?);
             }
         }
         for r in freeze_ids {
@@ -985,14 +991,26 @@ fn write_fund_events(tx: &Db, batch: &BatchWrite) -> Result<(), DbError> {
         tx.execute(
             "INSERT INTO withdrawals (request_id, business_date, member_id, currency,
              amount_minor) VALUES (?1, ?2, ?3, ?4, ?5)",
-            &[&w.request_id, date, &w.member_id, &w.currency, &w.amount_minor],
+            &[
+                &w.request_id,
+                date,
+                &w.member_id,
+                &w.currency,
+                &w.amount_minor,
+            ],
         )?;
     }
     for f in &batch.freezes {
         tx.execute(
             "INSERT INTO freezes (freeze_id, member_id, currency, amount_minor, frozen_on)
              VALUES (?1, ?2, ?3, ?4, ?5)",
-            &[&f.freeze_id, &f.member_id, &f.currency, &f.amount_minor, date],
+            &[
+                &f.freeze_id,
+                &f.member_id,
+                &f.currency,
+                &f.amount_minor,
+                date,
+            ],
         )?;
     }
     for id in &batch.released_freezes {
@@ -1149,5 +1167,66 @@ fn sql(path: &Path, source: DbError) -> LedgerError {
     LedgerError::Sql {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(date: &str, digest: &str) -> BatchWrite {
+        BatchWrite {
+            business_date: date.to_string(),
+            input_digest: digest.to_string(),
+            summary_json: "{}".to_string(),
+            ..BatchWrite::default()
+        }
+    }
+
+    /// A second posting of a date on the current version (so the version check passes) is
+    /// refused by the primary key, and leaves the ledger as it was.
+    #[test]
+    fn the_batch_key_refuses_a_second_posting_of_a_date() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut ledger = Ledger::open_at(Location::Sqlite(dir.path().join(LEDGER_FILE))).unwrap();
+        ledger.commit(0, &batch("2026-11-25", "a")).unwrap();
+        let version = ledger.version().unwrap();
+        let again = ledger.commit(version, &batch("2026-11-25", "b"));
+        assert!(
+            matches!(again, Err(LedgerError::AlreadyPosted { ref business_date, .. })
+                if business_date == "2026-11-25"),
+            "{again:?}"
+        );
+        assert_eq!(ledger.version().unwrap(), version);
+        let date = BusinessDate::parse("2026-11-25").unwrap();
+        assert_eq!(ledger.posted_digest(date).unwrap().as_deref(), Some("a"));
+        ledger.commit(version, &batch("2026-11-26", "c")).unwrap();
+    }
+
+    #[test]
+    fn a_postgres_schema_is_the_sqlite_one_in_postgres_types() {
+        let schema = postgres_schema();
+        assert!(!schema.contains("INTEGER") && !schema.contains("BLOB"));
+        assert!(!schema.contains("WITHOUT ROWID"));
+        assert_eq!(
+            schema.matches("CREATE TABLE").count(),
+            TABLES.matches("CREATE TABLE").count()
+        );
+        assert!(schema.contains("content BYTEA NOT NULL"));
+        assert!(schema.contains("balance_minor BIGINT NOT NULL"));
+    }
+
+    #[test]
+    fn urls_are_named_without_their_password() {
+        assert_eq!(
+            redact("postgres://ch:s3cret@db.example:5432/ledger?sslmode=disable"),
+            "postgres://ch:***@db.example:5432/ledger?sslmode=disable"
+        );
+        assert_eq!(redact("postgres://db/ledger"), "postgres://db/ledger");
+        assert!(Location::parse("mysql://x").is_err());
+        assert!(matches!(
+            Location::parse("postgresql://h/d"),
+            Ok(Location::Postgres(_))
+        ));
     }
 }

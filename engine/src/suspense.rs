@@ -15,7 +15,6 @@
 
 use std::path::Path;
 
-
 use clearhouse_formats::money::{AmountMinor, Currency};
 
 use crate::book::kind;

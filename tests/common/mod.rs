@@ -246,15 +246,15 @@ pub fn on_postgres(test: &str, body: impl FnOnce()) {
             let Some(ctx) = POSTGRES.with(|p| p.borrow_mut().take()) else {
                 return;
             };
-            if std::env::var_os("CLEARHOUSE_TEST_KEEP_DB").is_some() || std::thread::panicking()
-            {
+            if std::env::var_os("CLEARHOUSE_TEST_KEEP_DB").is_some() || std::thread::panicking() {
                 for (dir, db) in &ctx.databases {
                     eprintln!("{}: kept database {db} of {}", ctx.test, dir.display());
                 }
                 return;
             }
             if let Ok(mut admin) = postgres::Client::connect(&ctx.server, postgres::NoTls) {
-                for db in ctx.databases.values() {
+                let unique: std::collections::BTreeSet<&String> = ctx.databases.values().collect();
+                for db in unique {
                     let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db}"));
                 }
             }
@@ -299,6 +299,24 @@ pub fn ledger_url(data: &Path) -> Option<String> {
         }
         Some(with_database(&ctx.server, &ctx.databases[&key]))
     })
+}
+
+/// On PostgreSQL, makes `to` use the same ledger database as `from`: two data directories
+/// (two hosts, say) posting to one ledger.
+pub fn share_ledger(from: &Path, to: &Path) {
+    ledger_url(from).expect("share_ledger runs on PostgreSQL");
+    POSTGRES.with(|p| {
+        let mut p = p.borrow_mut();
+        let ctx = p.as_mut().expect("on PostgreSQL");
+        let db = ctx.databases[from].clone();
+        ctx.databases.insert(to.to_path_buf(), db);
+    });
+}
+
+/// On PostgreSQL, the database of a data directory's ledger.
+pub fn ledger_database(data: &Path) -> Option<String> {
+    ledger_url(data)?;
+    POSTGRES.with(|p| p.borrow().as_ref().map(|ctx| ctx.databases[data].clone()))
 }
 
 /// Whether the data directory's ledger holds anything (SQLite: the file exists).

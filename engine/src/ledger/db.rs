@@ -375,7 +375,10 @@ impl Pg {
         if let Some(stmt) = self.statements.borrow().get(sql) {
             return Ok(stmt.clone());
         }
-        let stmt = self.client.borrow_mut().prepare(&dollar_placeholders(sql))?;
+        let stmt = self
+            .client
+            .borrow_mut()
+            .prepare(&dollar_placeholders(sql))?;
         self.statements
             .borrow_mut()
             .insert(sql.to_string(), stmt.clone());
@@ -435,8 +438,14 @@ fn pg_params(stmt: &postgres::Statement, params: Params<'_>) -> Result<Vec<PgPar
                 (_, Value::Null) => Box::new(None::<String>),
                 (t, Value::Blob(b)) if *t == Type::BYTEA => Box::new(b.clone()),
                 (t, Value::Text(s))
-                    if [Type::TEXT, Type::VARCHAR, Type::BPCHAR, Type::NAME, Type::UNKNOWN]
-                        .contains(t) =>
+                    if [
+                        Type::TEXT,
+                        Type::VARCHAR,
+                        Type::BPCHAR,
+                        Type::NAME,
+                        Type::UNKNOWN,
+                    ]
+                    .contains(t) =>
                 {
                     Box::new(s.clone())
                 }

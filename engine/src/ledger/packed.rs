@@ -193,17 +193,20 @@ pub fn write_legs<'a>(
         let set = PositionSet::from_sorted(amounts.into_iter());
         tx.execute(
             packed,
-            &[&business_date, &entry_id, &entry_kind, &asset, &set.as_json()],
+            &[
+                &business_date,
+                &entry_id,
+                &entry_kind,
+                &asset,
+                &set.as_json(),
+            ],
         )?;
     }
     Ok(())
 }
 
 /// Writes each account's position set (a set that became empty is kept, as `{}`).
-pub fn write_position_sets(
-    tx: &Db,
-    sets: &[(String, PositionSet)],
-) -> Result<(), DbError> {
+pub fn write_position_sets(tx: &Db, sets: &[(String, PositionSet)]) -> Result<(), DbError> {
     for (account, set) in sets {
         tx.execute(
             "INSERT INTO position_sets (account, quantities) VALUES (?1, ?2)

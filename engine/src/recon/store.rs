@@ -250,12 +250,7 @@ fn insert_adjustment(
 /// the debited account still holds the money, the credited one is owed it. Both legs are on
 /// external (real) accounts: no virtual balance moves, members keep their posted results.
 /// The next batch re-sends it (`Snapshot::carries`).
-fn post_carry(
-    tx: &Db,
-    date: &str,
-    row: &InstructionRow,
-    reason: &str,
-) -> Result<String, DbError> {
+fn post_carry(tx: &Db, date: &str, row: &InstructionRow, reason: &str) -> Result<String, DbError> {
     let id = format!("CARRY-{}", row.instruction_id);
     let c = &row.currency;
     insert_leg(
@@ -307,14 +302,8 @@ fn refund_of(
             &[&request_id],
         )
         .and_then(|row| {
-            row.map(|r| {
-                Ok((
-                    r.get::<String>(0)?,
-                    r.get::<String>(1)?,
-                    r.get::<i64>(2)?,
-                ))
-            })
-            .transpose()
+            row.map(|r| Ok((r.get::<String>(0)?, r.get::<String>(1)?, r.get::<i64>(2)?)))
+                .transpose()
         })
         .map_err(|e| ledger.error(e))
     };
