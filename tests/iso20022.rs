@@ -565,12 +565,8 @@ fn a_batch_posted_before_bank_files_says_so() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     posted(&sample("day1"), &data);
-    let db = rusqlite::Connection::open(data.join("ledger.sqlite")).unwrap();
-    let removed = db
-        .execute("DELETE FROM outputs WHERE name LIKE '%.xml'", [])
-        .unwrap();
+    let removed = ledger_execute(&data, "DELETE FROM outputs WHERE name LIKE '%.xml'");
     assert_eq!(removed, 4);
-    drop(db);
     let run = clearhouse(&[
         "instructions",
         DATE,
@@ -588,3 +584,9 @@ fn a_batch_posted_before_bank_files_says_so() {
         run.stderr
     );
 }
+
+// The ledger's stored outputs re-emitted from PostgreSQL (skipped without CLEARHOUSE_TEST_POSTGRES).
+postgres_variants!(
+    instructions_command_reemits_one_phase_byte_for_byte,
+    a_batch_posted_before_bank_files_says_so,
+);

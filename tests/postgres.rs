@@ -150,3 +150,59 @@ fn two_hosts_racing_to_post_one_batch_post_it_once() {
         assert_eq!(audit.code, 0, "{}", audit.text());
     });
 }
+
+/// `ledger = URL` in the data directory's platform.toml puts the ledger in PostgreSQL (no
+/// SQLite file appears); `--ledger` overrides it.
+#[test]
+fn platform_toml_names_the_ledger_and_the_flag_overrides_it() {
+    on_postgres(
+        "platform_toml_names_the_ledger_and_the_flag_overrides_it",
+        || {
+            let tmp = tempfile::tempdir().unwrap();
+            let data = tmp.path().join("data");
+            let url = ledger_url(&data).unwrap();
+            std::fs::create_dir_all(&data).unwrap();
+            let platform = std::fs::read_to_string(sample("day1").join("platform.toml")).unwrap();
+            // A top-level key: before the first [table].
+            std::fs::write(
+                data.join("platform.toml"),
+                format!("ledger = \"{url}\"\n{platform}"),
+            )
+            .unwrap();
+            let run = |extra: &[&str]| {
+                Command::new(env!("CARGO_BIN_EXE_clearhouse"))
+                    .args(["run", sample("day1").to_str().unwrap(), "--data-dir"])
+                    .arg(&data)
+                    .args(extra)
+                    .output()
+                    .unwrap()
+            };
+            let posted = run(&[]);
+            assert!(
+                posted.status.success(),
+                "{}",
+                String::from_utf8_lossy(&posted.stderr)
+            );
+            assert!(!data.join("ledger.sqlite").exists());
+            assert_eq!(ledger_count(&data, "SELECT count(*) FROM batches"), 1);
+
+            let elsewhere = run(&["--ledger", "postgres://nobody@127.0.0.1:1/none"]);
+            assert_eq!(elsewhere.status.code(), Some(1));
+            let stderr = String::from_utf8_lossy(&elsewhere.stderr);
+            assert!(
+                stderr.contains("postgres://nobody@127.0.0.1:1/none"),
+                "{stderr}"
+            );
+
+            std::fs::write(
+                data.join("platform.toml"),
+                format!("ledger = \"mysql://x\"\n{platform}"),
+            )
+            .unwrap();
+            let bad = run(&[]);
+            assert_eq!(bad.status.code(), Some(1));
+            let stderr = String::from_utf8_lossy(&bad.stderr);
+            assert!(stderr.contains("is not a postgres://"), "{stderr}");
+        },
+    );
+}

@@ -212,16 +212,17 @@ pub struct Pg {
 /// An open ledger connection.
 pub enum Db {
     Sqlite(rusqlite::Connection),
-    Postgres(Pg),
+    /// Boxed: the client and its statement cache are three times an SQLite handle.
+    Postgres(Box<Pg>),
 }
 
 impl Db {
     pub fn postgres(url: &str) -> Result<Db, DbError> {
         let client = postgres::Client::connect(url, postgres::NoTls)?;
-        Ok(Db::Postgres(Pg {
+        Ok(Db::Postgres(Box::new(Pg {
             client: RefCell::new(client),
             statements: RefCell::new(HashMap::new()),
-        }))
+        })))
     }
 
     pub fn dialect(&self) -> Dialect {
