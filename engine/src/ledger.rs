@@ -211,11 +211,10 @@ fn redact(url: &str) -> String {
     };
     let authority_end = rest.find('/').unwrap_or(rest.len());
     match rest[..authority_end].rfind('@') {
-        Some(at) => {
-            let userinfo = &rest[..at];
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            format!("{scheme}://{user}:***{}", &rest[at..])
-        }
+        Some(at) => match rest[..at].split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+            None => url.to_string(),
+        },
         None => url.to_string(),
     }
 }
@@ -1223,6 +1222,7 @@ mod tests {
             "postgres://ch:***@db.example:5432/ledger?sslmode=disable"
         );
         assert_eq!(redact("postgres://db/ledger"), "postgres://db/ledger");
+        assert_eq!(redact("postgres://ch@db/ledger"), "postgres://ch@db/ledger");
         assert!(Location::parse("mysql://x").is_err());
         assert!(matches!(
             Location::parse("postgresql://h/d"),

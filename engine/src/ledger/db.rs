@@ -166,7 +166,11 @@ impl From<postgres::Error> for DbError {
 fn postgres_message(e: &postgres::Error) -> String {
     match e.as_db_error() {
         Some(db) => format!("{} ({}): {}", db.severity(), db.code().code(), db.message()),
-        None => e.to_string(),
+        // "error connecting to server" says nothing without its cause (refused, timed out).
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e} ({cause})"),
+            None => e.to_string(),
+        },
     }
 }
 
