@@ -917,7 +917,12 @@ impl Batch<'_> {
         timer.lap("commit");
 
         let out_dir = out_dir_for(self.opts, self.date);
-        outputs::write_files(&out_dir, &write.outputs)?;
+        outputs::write_files(&out_dir, &write.outputs).map_err(|cause| {
+            EngineError::OutputsNotWritten {
+                date: self.date.to_string(),
+                cause: Box::new(cause),
+            }
+        })?;
         timer.lap("write");
         Ok(RunReport {
             status: RunStatus::Posted,
