@@ -444,3 +444,160 @@ fn a_full_tmpfs_fails_posting_and_output_writing_cleanly() {
     assert_eq!(comparable_outputs(&out), days.clean_out2);
     assert_eq!(ledger_rows(&data), days.clean_ledger);
 }
+
+/// A trade file of about 200 MB read by a process that may map 160 MiB in all (code, stacks
+/// and heap): it can only have been streamed. The kernel's peak-RSS figure must be a small
+/// fraction of the file as well. Two intake threads and two malloc arenas keep the address
+/// space the same on machines with many cores.
+#[test]
+fn a_trade_file_larger_than_the_memory_allowed_is_streamed() {
+    const TRADES: u64 = 2_500_000;
+    const ADDRESS_SPACE_BYTES: u64 = 160 << 20;
+    let tmp = tempfile::tempdir().unwrap();
+    let day = tmp.path().join("day");
+    let trades = TRADES.to_string();
+    gen(
+        &day,
+        &[
+            "--trades",
+            &trades,
+            "--members",
+            "50",
+            "--instruments",
+            "10",
+            "--banks",
+            "2",
+        ],
+    );
+    let file_bytes = std::fs::metadata(day.join("trades.csv")).unwrap().len();
+    assert!(
+        file_bytes > ADDRESS_SPACE_BYTES,
+        "the trade file ({file_bytes} bytes) must be larger than the memory allowed"
+    );
+    let data = tmp.path().join("data");
+    let args = run_args(&day, &data);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let run = clearhouse_limited(
+        &args,
+        Limits {
+            address_space_bytes: Some(ADDRESS_SPACE_BYTES),
+            ..Limits::default()
+        },
+        &[("CLEARHOUSE_THREADS", "2"), ("MALLOC_ARENA_MAX", "2")],
+    );
+    assert_eq!(run.code, 0, "{}", run.text());
+    assert!(
+        run.peak_rss_bytes < file_bytes / 4,
+        "peak RSS {} bytes for a {file_bytes}-byte trade file",
+        run.peak_rss_bytes
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(data.join("out/2026-11-25/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["trades"]["rows"], TRADES);
+    assert_eq!(summary["trades"]["netted"], TRADES);
+    assert_eq!(summary["status"], "posted");
+}
+
+/// A market of a million members: generated, run, audited clean, and every member has its
+/// balances rows (one per currency) and a registered bank.
+#[test]
+fn a_day_with_a_million_members_runs() {
+    const MEMBERS: usize = 1_000_000;
+    let tmp = tempfile::tempdir().unwrap();
+    let day = tmp.path().join("day");
+    let members = MEMBERS.to_string();
+    gen(
+        &day,
+        &[
+            "--trades",
+            "100000",
+            "--members",
+            &members,
+            "--instruments",
+            "5",
+            "--banks",
+            "3",
+        ],
+    );
+    let data = tmp.path().join("data");
+    let run = run_day(&day, &data, &[]);
+    assert_eq!(run.code, 0, "{}", run.text());
+    let audit = clearhouse(&["audit", "--data-dir", data.to_str().unwrap()]);
+    assert_eq!(audit.code, 0, "{}", audit.text());
+    assert!(audit.stdout.contains("clean"), "{}", audit.text());
+
+    let out = data.join("out/2026-11-25");
+    let balances = csv_rows(&out.join("balances.csv"));
+    // Two currencies (gen's default) per member, and the platform's accounts besides.
+    let member_rows = balances.iter().filter(|r| r[0].starts_with('M')).count();
+    assert_eq!(member_rows, 2 * MEMBERS);
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["trades"]["netted"], 100_000);
+    let traded = csv_rows(&out.join("member_positions.csv"))
+        .iter()
+        .map(|r| r[0].clone())
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    assert_eq!(summary["members_netted"], traded);
+    let db = rusqlite::Connection::open(data.join("ledger.sqlite")).unwrap();
+    let registered: i64 = db
+        .query_row(
+            "SELECT count(*) FROM accounts WHERE account LIKE 'M%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(registered, MEMBERS as i64);
+}
+
+/// Found by the million-member day: opening balances whose total at one bank passes the
+/// 64-bit range (each row within the 18 digits an amount may have) panicked while posting, as
+/// did opening positions whose total per instrument does. Now they are rejects naming the row
+/// that passes the range, and nothing is posted.
+#[test]
+fn opening_totals_beyond_the_range_of_amounts_are_rejected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let day = tmp.path().join("day");
+    gen(
+        &day,
+        &[
+            "--trades",
+            "10",
+            "--members",
+            "12",
+            "--instruments",
+            "1",
+            "--banks",
+            "1",
+        ],
+    );
+    // Twelve members at bank B01 with ~10^18 minor units each: the tenth passes i64::MAX.
+    let mut balances = String::from("account,currency,balance\n");
+    for m in 1..=12 {
+        balances.push_str(&format!("M{m:05},CNY,9999999999999999.99\n"));
+    }
+    std::fs::write(day.join("opening_balances.csv"), balances).unwrap();
+    std::fs::write(
+        day.join("opening_positions.csv"),
+        "member_id,instrument,quantity\nM00001,I00001,5000000000000000000\nM00002,I00001,5000000000000000000\n",
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let run = run_day(&day, &data, &[]);
+    assert_eq!(run.code, 2, "{}", run.text());
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    let rejects = std::fs::read_to_string(data.join("out/2026-11-25/rejects.csv")).unwrap();
+    assert!(
+        rejects.contains("opening_balances.csv,11,M00010,")
+            && rejects.contains("at bank B01 in CNY beyond the 64-bit range"),
+        "{rejects}"
+    );
+    assert!(
+        rejects.contains("opening_positions.csv,3,M00002,")
+            && rejects.contains("opening positions in I00001 beyond the 64-bit range"),
+        "{rejects}"
+    );
+    assert!(!data.join("ledger.sqlite").exists(), "a ledger was created");
+}
