@@ -21,6 +21,7 @@ seed reference_csv ../samples/*/members.csv ../samples/*/instruments.csv ../samp
 seed platform_toml ../samples/*/platform.toml ../samples/bad/*/platform.toml
 seed http_body ../samples/*/trades*.jsonl
 seed bank_files ../formats/tests/data/camt/*.xml
+seed trades_parquet seeds/trades_parquet/*.parquet
 seed fund_events ../samples/*/deposits.csv ../samples/*/withdrawals.csv ../samples/*/freezes.csv ../samples/*/members.csv
 
 mkdir -p results
@@ -30,3 +31,9 @@ for target in $(cargo fuzz list); do
     2>&1 | tee "results/$target.log" | grep -E "^#[0-9]+.*(DONE|pulse)|SUMMARY|panicked|ERROR" || true
   grep -E "^Done [0-9]+ runs|stat::number_of_executed_units" "results/$target.log" | tail -1 || true
 done
+# One line per target for RELIABILITY.md: executions, and whether libFuzzer saved a crash.
+for target in $(cargo fuzz list); do
+  runs=$(grep -oE "^Done [0-9]+ runs" "results/$target.log" | grep -oE "[0-9]+" || echo "?")
+  crashes=$(ls "artifacts/$target" 2>/dev/null | grep -cE "^(crash|oom|timeout|leak)-" || true)
+  echo "$target runs=$runs findings=$crashes"
+done | tee results/summary.txt

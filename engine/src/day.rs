@@ -569,12 +569,15 @@ fn take<T>(errors: &mut Vec<RowError>, parsed: Parsed<T>) -> Vec<T> {
     parsed.rows
 }
 
-/// Opening balances and positions must name known accounts, members and instruments.
+/// Opening balances and positions must name known accounts, members and instruments, and
+/// their totals per custody account (bank and currency) and per instrument, which the opening
+/// entries post as counter-legs, must fit an amount.
 pub(crate) fn check_openings(refs: &RefData, openings: &Openings) -> Vec<RowError> {
     let mut errors = Vec::new();
     if let Some(file) = &openings.balances_file {
+        let mut custody_totals: BTreeMap<(&str, &str), Option<i64>> = BTreeMap::new();
         for b in &openings.balances {
-            if refs.bank_of(&b.account).is_none() {
+            let Some(bank) = refs.bank_of(&b.account) else {
                 errors.push(RowError::new(
                     Location::new(file, b.line),
                     &b.account,
@@ -582,11 +585,46 @@ pub(crate) fn check_openings(refs: &RefData, openings: &Openings) -> Vec<RowErro
                     &b.account,
                     "is neither a member nor one of the platform's accounts",
                 ));
+                continue;
+            };
+            let total = custody_totals
+                .entry((bank, b.currency.code()))
+                .or_insert(Some(0));
+            let before = *total;
+            *total = total.and_then(|t| t.checked_add(b.balance.0));
+            if before.is_some() && total.is_none() {
+                errors.push(RowError::new(
+                    Location::new(file, b.line),
+                    &b.account,
+                    "balance",
+                    &b.currency.format(b.balance),
+                    format!(
+                        "takes the opening balances held at bank {bank} in {} beyond the \
+                         64-bit range of amounts",
+                        b.currency.code()
+                    ),
+                ));
             }
         }
     }
     if let Some(file) = &openings.positions_file {
+        let mut instrument_totals: BTreeMap<&str, Option<i64>> = BTreeMap::new();
         for p in &openings.positions {
+            let total = instrument_totals.entry(&p.instrument).or_insert(Some(0));
+            let before = *total;
+            *total = total.and_then(|t| t.checked_add(p.quantity));
+            if before.is_some() && total.is_none() {
+                errors.push(RowError::new(
+                    Location::new(file, p.line),
+                    &p.member_id,
+                    "quantity",
+                    &p.quantity.to_string(),
+                    format!(
+                        "takes the opening positions in {} beyond the 64-bit range of quantities",
+                        p.instrument
+                    ),
+                ));
+            }
             if refs.member_idx(&p.member_id).is_none() {
                 errors.push(RowError::new(
                     Location::new(file, p.line),
@@ -957,7 +995,12 @@ impl Batch<'_> {
         timer.lap("commit");
 
         let out_dir = out_dir_for(self.opts, self.date);
-        outputs::write_files(&out_dir, &write.outputs)?;
+        outputs::write_files(&out_dir, &write.outputs).map_err(|cause| {
+            EngineError::OutputsNotWritten {
+                date: self.date.to_string(),
+                cause: Box::new(cause),
+            }
+        })?;
         timer.lap("write");
         Ok(RunReport {
             status: RunStatus::Posted,

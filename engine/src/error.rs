@@ -27,6 +27,17 @@ pub enum EngineError {
     Invariant(String),
     #[error("{0}")]
     Output(String),
+    /// The batch is committed (posted exactly once) but its output files could not be
+    /// written, e.g. on a full disk. The outputs are stored in the ledger: running the same
+    /// day again writes them.
+    #[error(
+        "business date {date} is posted, but writing its outputs failed; run the same day \
+         again to write them from the ledger: {cause}"
+    )]
+    OutputsNotWritten {
+        date: String,
+        cause: Box<EngineError>,
+    },
     /// A batch's instructions cannot be written as valid ISO 20022 files.
     #[error("bank files: {0}")]
     BankFile(#[from] IsoError),

@@ -38,6 +38,16 @@ const LOT_SIZES: [i64; 4] = [1, 3, 7, 100];
 /// Opening cash of every member in every currency, in major units: far above what any
 /// generated day can cost a member.
 const OPENING_MAJOR: i64 = 1_000_000_000_000;
+/// The most opening cash all members together may hold in one currency, in major units: a
+/// quarter of the 64-bit range at three minor digits, so that the custody account's opening
+/// counter-leg and the day's movements fit an amount however many members there are.
+const OPENING_TOTAL_MAJOR: i64 = i64::MAX / 1_000 / 4;
+
+/// [`OPENING_MAJOR`], less where the members are so many that their total would pass
+/// [`OPENING_TOTAL_MAJOR`] (beyond about 2,300 members).
+fn opening_major(members: u32) -> i64 {
+    OPENING_MAJOR.min(OPENING_TOTAL_MAJOR / i64::from(members.max(1)))
+}
 
 /// Writes platform.toml, members.csv, instruments.csv, opening_balances.csv and the trades.
 pub fn generate(opts: &GenOptions, mut progress: impl FnMut(u64)) -> Result<(), EngineError> {
@@ -133,9 +143,10 @@ fn instruments_csv(opts: &GenOptions) -> String {
 
 fn balances_csv(opts: &GenOptions) -> String {
     let mut s = String::from("account,currency,balance\n");
+    let opening = opening_major(opts.members);
     for m in 0..opts.members {
         for c in &opts.currencies {
-            let _ = writeln!(s, "{},{},{OPENING_MAJOR}", member_id(m), c.code());
+            let _ = writeln!(s, "{},{},{opening}", member_id(m), c.code());
         }
     }
     s

@@ -417,7 +417,12 @@ pub fn write_files(dir: &Path, files: &Files) -> Result<(), EngineError> {
             f.sync_all()?;
             std::fs::rename(&tmp, &path)
         };
-        write().map_err(|e| EngineError::io(&path, e))?;
+        if let Err(e) = write() {
+            // A full disk leaves a half-written temporary file: remove it now rather than
+            // leave its space taken until the next run.
+            let _ = std::fs::remove_file(&tmp);
+            return Err(EngineError::io(&path, e));
+        }
     }
     // Make the renames themselves durable.
     if let Ok(d) = std::fs::File::open(dir) {

@@ -62,8 +62,10 @@ pub fn post_opening(
     }
     for ((bank, currency), mut legs) in by_bank {
         let custody = &refs.platform.banks[&bank].custody_account;
-        let total: i64 = legs.iter().map(|l| l.2).sum();
-        legs.push((custody.clone(), currency.clone(), -total));
+        let counter = counter_leg(&legs, || {
+            format!("opening balances at {bank} in {currency}")
+        })?;
+        legs.push((custody.clone(), currency.clone(), counter));
         book.post(&format!("OPEN-{bank}-{currency}"), kind::OPENING, &legs)?;
     }
     let mut by_instrument: BTreeMap<&str, Vec<Leg>> = BTreeMap::new();
@@ -77,8 +79,8 @@ pub fn post_opening(
     for (instrument, mut legs) in by_instrument {
         // Securities come from outside the ledger, from the depository: its external account
         // is the counter-leg, as the custody account is for money.
-        let total: i64 = legs.iter().map(|l| l.2).sum();
-        legs.push((DEPOSITORY.to_string(), instrument.to_string(), -total));
+        let counter = counter_leg(&legs, || format!("opening positions in {instrument}"))?;
+        legs.push((DEPOSITORY.to_string(), instrument.to_string(), counter));
         book.post(
             &format!("OPENPOS-{instrument}"),
             kind::OPENING_POSITION,
@@ -86,6 +88,16 @@ pub fn post_opening(
         )?;
     }
     Ok(())
+}
+
+/// The amount of the counter-leg that balances `legs`: minus their sum. `check_openings`
+/// refuses openings whose totals overflow; this keeps the posting itself from ever wrapping
+/// or panicking.
+fn counter_leg(legs: &[Leg], what: impl Fn() -> String) -> Result<i64, EngineError> {
+    legs.iter()
+        .try_fold(0i64, |sum, l| sum.checked_add(l.2))
+        .and_then(i64::checked_neg)
+        .ok_or_else(|| EngineError::Overflow { what: what() })
 }
 
 /// The external counter-account of opening positions: the securities depository.
