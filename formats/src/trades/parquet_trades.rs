@@ -84,7 +84,8 @@ pub(super) fn read_part<S: TradeSink>(
     let file = File::open(path).map_err(io_error)?;
     let bytes = file.metadata().map_err(io_error)?.len();
     let first_row = groups.as_ref().map_or(0, |g| g.1);
-    let reports_file = first_row == 0;
+    // By row group, not row: a first row group may be empty.
+    let reports_file = groups.as_ref().is_none_or(|g| g.0.start == 0);
     let mut part = PartRead {
         stats: ReadStats { rows: 0, bytes },
         complete: true,
