@@ -9,9 +9,9 @@ use std::time::Instant;
 use clearhouse_engine::dedup::record::IdRecord;
 use clearhouse_engine::netting::{NettingAccumulator, ValidTrade};
 use clearhouse_engine::reference::{load_dir, RefData};
-use clearhouse_engine::validate::{check_against_reference, check_day, DayDate};
+use clearhouse_engine::validate::{check_day, check_with_keys, key_of, DayDate};
 use clearhouse_formats::model::{RowError, TradeFields};
-use clearhouse_formats::trades::{read_trades, TradeFormat, TradeSink};
+use clearhouse_formats::trades::{read_trades, KeyColumn, TradeFormat, TradeKeys, TradeSink};
 
 struct Sink<'r> {
     refs: &'r RefData,
@@ -25,12 +25,20 @@ struct Sink<'r> {
 
 impl TradeSink for Sink<'_> {
     fn trade(&mut self, line: u64, t: &TradeFields<'_>) {
+        self.trade_keyed(line, t, TradeKeys::default());
+    }
+
+    fn key_of(&mut self, column: KeyColumn, id: &str) -> Option<u32> {
+        key_of(self.refs, column, id)
+    }
+
+    fn trade_keyed(&mut self, line: u64, t: &TradeFields<'_>, keys: TradeKeys) {
         self.rows += 1;
         if self.level == 0 {
             return;
         }
         let checked = check_day(&mut self.day, std::path::Path::new("x"), line, t)
-            .and_then(|()| check_against_reference(self.refs, t));
+            .and_then(|()| check_with_keys(self.refs, t, keys));
         let Ok(valid) = checked else { return };
         if self.level >= 2 {
             self.ids.record(t.trade_id);

@@ -14,7 +14,7 @@ use crate::EngineError;
 
 mod parallel;
 
-pub use parallel::validate_files;
+pub use parallel::{validate_files, validate_files_split};
 
 /// Reads the files on [`intake_threads`] threads, with the result of reading them in the
 /// order given (file-name order for a day directory) into one validator

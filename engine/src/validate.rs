@@ -8,11 +8,11 @@
 use std::path::{Path, PathBuf};
 
 use clearhouse_formats::model::{BusinessDate, Location, RowError, TradeFields};
-use clearhouse_formats::trades::TradeSink;
+use clearhouse_formats::trades::{KeyColumn, TradeKeys, TradeSink};
 
 use crate::dedup::{content_hash, Seen, TradeIdSet};
 use crate::netting::{NettingAccumulator, ValidTrade};
-use crate::reference::RefData;
+use crate::reference::{InstrumentIdx, MemberIdx, RefData};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct TradeCounts {
@@ -144,17 +144,42 @@ pub fn check_against_reference(
     refs: &RefData,
     t: &TradeFields<'_>,
 ) -> Result<ValidTrade, TradeProblem> {
-    let instrument_idx = refs.instrument_idx(t.instrument).ok_or_else(|| {
-        (
-            "instrument",
-            t.instrument.to_string(),
-            "is not in instruments.csv".to_string(),
-        )
-    })?;
-    let member = |column: &'static str, id: &str| {
-        let idx = refs
-            .member_idx(id)
-            .ok_or_else(|| (column, id.to_string(), "is not in members.csv".to_string()))?;
+    check_with_keys(refs, t, TradeKeys::default())
+}
+
+/// The dense index of an id, as [`TradeSink::key_of`] answers a reader (once per dictionary
+/// entry rather than once per row).
+pub fn key_of(refs: &RefData, column: KeyColumn, id: &str) -> Option<u32> {
+    match column {
+        KeyColumn::Instrument => refs.instrument_idx(id).map(|i| i.0),
+        KeyColumn::Member => refs.member_idx(id).map(|m| m.0),
+    }
+}
+
+/// [`check_against_reference`], where `keys` holds [`key_of`]'s answers for some of the
+/// trade's ids (the others are looked up): the same checks in the same order.
+pub fn check_with_keys(
+    refs: &RefData,
+    t: &TradeFields<'_>,
+    keys: TradeKeys,
+) -> Result<ValidTrade, TradeProblem> {
+    let instrument_idx = match keys.instrument {
+        Some(k) => InstrumentIdx(k),
+        None => refs.instrument_idx(t.instrument).ok_or_else(|| {
+            (
+                "instrument",
+                t.instrument.to_string(),
+                "is not in instruments.csv".to_string(),
+            )
+        })?,
+    };
+    let member = |column: &'static str, id: &str, key: Option<u32>| {
+        let idx = match key {
+            Some(k) => MemberIdx(k),
+            None => refs
+                .member_idx(id)
+                .ok_or_else(|| (column, id.to_string(), "is not in members.csv".to_string()))?,
+        };
         if !refs.is_active(idx) {
             return Err((
                 column,
@@ -164,8 +189,8 @@ pub fn check_against_reference(
         }
         Ok(idx)
     };
-    let buyer = member("buyer", t.buyer)?;
-    let seller = member("seller", t.seller)?;
+    let buyer = member("buyer", t.buyer, keys.buyer)?;
+    let seller = member("seller", t.seller, keys.seller)?;
     if buyer == seller {
         return Err((
             "seller",

@@ -54,6 +54,26 @@ pub(crate) struct CsvScanner<R> {
     in_scratch: bool,
     /// The current record's byte range in `buf` or `scratch`; its fields lie within.
     record: (usize, usize),
+    /// The file offset of `buf[0]`.
+    buf_offset: u64,
+    /// No record starting at or after this file offset is read (a part of a file).
+    stop_at: u64,
+}
+
+impl<R: Read + io::Seek> CsvScanner<R> {
+    /// Continues at file offset `offset`, which must be the start of physical line `line`
+    /// (after the header was read: no byte order mark is looked for there).
+    pub(crate) fn seek_to(&mut self, offset: u64, line: u64) -> io::Result<()> {
+        self.src.seek(io::SeekFrom::Start(offset))?;
+        self.started = true;
+        self.pos = 0;
+        self.end = 0;
+        self.eof = false;
+        self.buf_offset = offset;
+        self.next_line = line;
+        self.fields.clear();
+        Ok(())
+    }
 }
 
 /// Outcome of scanning a record that contains a quote.
@@ -85,7 +105,20 @@ impl<R: Read> CsvScanner<R> {
             scratch: Vec::new(),
             in_scratch: false,
             record: (0, 0),
+            buf_offset: 0,
+            stop_at: u64::MAX,
         }
+    }
+
+    /// The file offset and physical line where the next record (or blank line) starts.
+    pub(crate) fn next_position(&self) -> (u64, u64) {
+        (self.buf_offset + self.pos as u64, self.next_line)
+    }
+
+    /// Records starting at or after file offset `offset` are not read: [`Self::next_record`]
+    /// answers [`Scan::End`] there.
+    pub(crate) fn stop_at(&mut self, offset: u64) {
+        self.stop_at = offset;
     }
 
     pub(crate) fn bytes_read(&self) -> u64 {
@@ -144,6 +177,9 @@ impl<R: Read> CsvScanner<R> {
             self.start()?;
         }
         loop {
+            if self.buf_offset + self.pos as u64 >= self.stop_at {
+                return Ok(Scan::End);
+            }
             if self.pos == self.end {
                 if self.eof {
                     return Ok(Scan::End);
@@ -264,6 +300,7 @@ impl<R: Read> CsvScanner<R> {
         if self.pos > 0 {
             self.buf.copy_within(self.pos..self.end, 0);
             self.end -= self.pos;
+            self.buf_offset += self.pos as u64;
             self.pos = 0;
         }
         if self.end == self.buf.len() {

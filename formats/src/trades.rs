@@ -13,6 +13,7 @@ mod jsonl_trades;
 mod parquet_trades;
 mod writer;
 
+use std::ops::Range;
 use std::path::Path;
 
 use crate::csvscan::{optional, required, Column};
@@ -61,6 +62,38 @@ pub trait TradeSink {
     fn trade(&mut self, line: u64, fields: &TradeFields<'_>);
     /// A row (or the file header, or the whole file) that could not be decoded.
     fn bad_row(&mut self, error: RowError);
+
+    /// The sink's own number for an id of a key column (an index into its reference data),
+    /// or `None`. It must depend on `column` and `id` alone: readers ask once per distinct
+    /// value of a dictionary-encoded column (a Parquet row group's dictionary) instead of
+    /// once per row, and hand the answers back with each row in [`TradeSink::trade_keyed`].
+    fn key_of(&mut self, column: KeyColumn, id: &str) -> Option<u32> {
+        let _ = (column, id);
+        None
+    }
+
+    /// A decoded row with what [`TradeSink::key_of`] answered for its instrument, buyer and
+    /// seller (`None` where the reader did not ask). The default ignores the keys.
+    fn trade_keyed(&mut self, line: u64, fields: &TradeFields<'_>, keys: TradeKeys) {
+        let _ = keys;
+        self.trade(line, fields);
+    }
+}
+
+/// The id columns a sink may number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyColumn {
+    Instrument,
+    /// `buyer` and `seller` (members).
+    Member,
+}
+
+/// [`TradeSink::key_of`]'s answers for one row's instrument, buyer and seller.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TradeKeys {
+    pub instrument: Option<u32>,
+    pub buyer: Option<u32>,
+    pub seller: Option<u32>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -85,6 +118,146 @@ pub fn read_trades<S: TradeSink>(
         TradeFormat::Csv => csv_trades::read(path, sink),
         TradeFormat::Jsonl => jsonl_trades::read(path, sink),
         TradeFormat::Parquet => parquet_trades::read(path, sink),
+    }
+}
+
+/// A part of a trade file that one thread reads, so that one large file uses every core.
+/// Reading every part of [`split_trade_file`]'s answer, in order, into one sink gives what
+/// reading the whole file gives, as long as each part but the last reads to its end
+/// ([`PartStats::ends_at`] equal to the next part's start); otherwise read the file whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FilePart {
+    Whole,
+    /// Parquet row groups `groups`; `rows_before` rows precede them in the file, and rows
+    /// keep their numbers in the whole file.
+    RowGroups {
+        groups: Range<usize>,
+        rows_before: u64,
+    },
+    /// The CSV records that start at a byte in `bytes` (the header is read for its layout,
+    /// and reported only by the part that starts at byte 0); `first_line` is the physical
+    /// line that starts at `bytes.start`.
+    CsvRecords {
+        bytes: Range<u64>,
+        first_line: u64,
+    },
+}
+
+/// What reading one part gave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartStats {
+    pub stats: ReadStats,
+    /// Where the reader stopped, as (byte, line) of the next record (CSV parts); the next
+    /// part must start exactly there.
+    pub ends_at: Option<(u64, u64)>,
+    /// False when the read stopped before the part's end (undecodable Parquet data): a
+    /// whole-file read stops there too, so the later parts must not count.
+    pub complete: bool,
+}
+
+/// Splits a trade file into at most `parts` parts of about equal work: Parquet by row groups,
+/// CSV at line starts (at least `MIN_CSV_PART_BYTES` each). JSON Lines, small files and files
+/// whose footer cannot be read stay whole.
+pub fn split_trade_file(
+    path: &Path,
+    format: TradeFormat,
+    parts: usize,
+) -> Result<Vec<FilePart>, FormatError> {
+    split_trade_file_with(path, format, parts, MIN_CSV_PART_BYTES)
+}
+
+/// A CSV part is at least this large: smaller files are not worth a second thread.
+pub const MIN_CSV_PART_BYTES: u64 = 4 << 20;
+
+/// [`split_trade_file`] with CSV parts of at least `min_csv_part_bytes` (tests split small
+/// files).
+pub fn split_trade_file_with(
+    path: &Path,
+    format: TradeFormat,
+    parts: usize,
+    min_csv_part_bytes: u64,
+) -> Result<Vec<FilePart>, FormatError> {
+    if parts <= 1 {
+        return Ok(vec![FilePart::Whole]);
+    }
+    match format {
+        TradeFormat::Jsonl => Ok(vec![FilePart::Whole]),
+        TradeFormat::Parquet => {
+            let Some(rows) = parquet_trades::row_group_rows(path)? else {
+                return Ok(vec![FilePart::Whole]);
+            };
+            Ok(split_row_groups(&rows, parts))
+        }
+        TradeFormat::Csv => csv_trades::split(path, parts, min_csv_part_bytes.max(1)),
+    }
+}
+
+/// Consecutive row groups of about `total / parts` rows each.
+fn split_row_groups(rows: &[u64], parts: usize) -> Vec<FilePart> {
+    let total: u64 = rows.iter().sum();
+    let parts = parts.min(rows.len()).max(1) as u64;
+    if parts <= 1 {
+        return vec![FilePart::Whole];
+    }
+    let mut out = Vec::new();
+    let (mut start, mut before, mut acc) = (0usize, 0u64, 0u64);
+    for (g, &n) in rows.iter().enumerate() {
+        acc += n;
+        let target = total * (out.len() as u64 + 1) / parts;
+        if acc >= target && g + 1 < rows.len() && (out.len() as u64) + 1 < parts {
+            out.push(FilePart::RowGroups {
+                groups: start..g + 1,
+                rows_before: before,
+            });
+            start = g + 1;
+            before = acc;
+        }
+    }
+    out.push(FilePart::RowGroups {
+        groups: start..rows.len(),
+        rows_before: before,
+    });
+    out
+}
+
+/// Reads one part of a trade file into `sink` (see [`FilePart`]).
+pub fn read_trades_part<S: TradeSink>(
+    path: &Path,
+    format: TradeFormat,
+    part: &FilePart,
+    sink: &mut S,
+) -> Result<PartStats, FormatError> {
+    match (part, format) {
+        (
+            FilePart::RowGroups {
+                groups,
+                rows_before,
+            },
+            TradeFormat::Parquet,
+        ) => {
+            let read = parquet_trades::read_part(path, Some((groups.clone(), *rows_before)), sink)?;
+            Ok(PartStats {
+                stats: read.stats,
+                ends_at: None,
+                complete: read.complete,
+            })
+        }
+        (FilePart::CsvRecords { bytes, first_line }, TradeFormat::Csv) => {
+            csv_trades::read_range(path, bytes.clone(), *first_line, sink)
+        }
+        (FilePart::Whole, TradeFormat::Parquet) => {
+            let read = parquet_trades::read_part(path, None, sink)?;
+            Ok(PartStats {
+                stats: read.stats,
+                ends_at: None,
+                complete: read.complete,
+            })
+        }
+        _ => Ok(PartStats {
+            stats: read_trades(path, format, sink)?,
+            ends_at: None,
+            complete: true,
+        }),
     }
 }
 
@@ -191,14 +364,35 @@ fn check_text(
     seller: &str,
     executed_at: Option<&str>,
 ) -> Result<(), Bad> {
-    for (column, text) in [
-        (TRADE_ID, trade_id),
-        (INSTRUMENT, instrument),
-        (BUYER, buyer),
-        (SELLER, seller),
-    ] {
-        if let Some(reason) = id_problem(text) {
-            return Err(Bad::new(column, text, reason));
+    check_text_with(
+        dates,
+        trade_id,
+        business_date,
+        [instrument, buyer, seller],
+        false,
+        executed_at,
+    )
+}
+
+/// [`check_text`], where `ids_known_good` says that instrument, buyer and seller were already
+/// found to be ids (once per dictionary entry), so that only their checks are skipped and
+/// every other check runs in the same order.
+fn check_text_with(
+    dates: &mut DateMemo,
+    trade_id: &str,
+    business_date: &str,
+    [instrument, buyer, seller]: [&str; 3],
+    ids_known_good: bool,
+    executed_at: Option<&str>,
+) -> Result<(), Bad> {
+    if let Some(reason) = id_problem(trade_id) {
+        return Err(Bad::new(TRADE_ID, trade_id, reason));
+    }
+    if !ids_known_good {
+        for (column, text) in [(INSTRUMENT, instrument), (BUYER, buyer), (SELLER, seller)] {
+            if let Some(reason) = id_problem(text) {
+                return Err(Bad::new(column, text, reason));
+            }
         }
     }
     if !dates.is_valid(business_date) {

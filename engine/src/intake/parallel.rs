@@ -32,12 +32,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rustc_hash::FxHashSet;
 
 use clearhouse_formats::model::{BusinessDate, Location, RowError, TradeFields};
-use clearhouse_formats::trades::{read_trades, TradeFormat, TradeSink};
+use clearhouse_formats::trades::{
+    read_trades_part, split_trade_file, split_trade_file_with, FilePart, KeyColumn, PartStats,
+    TradeFormat, TradeKeys, TradeSink,
+};
 
 use crate::dedup::record::{find_suspects, fingerprint, IdRecord};
 use crate::netting::{NettingAccumulator, ValidTrade};
 use crate::reference::RefData;
-use crate::validate::{check_against_reference, check_day, DayDate, TradeCounts, ValidatedTrades};
+use crate::validate::{check_day, check_with_keys, key_of, DayDate, TradeCounts, ValidatedTrades};
 use crate::EngineError;
 
 /// Valid trades buffered per worker before they are netted in one go (with prefetching).
@@ -79,9 +82,18 @@ struct FileSink<'a> {
 impl TradeSink for FileSink<'_> {
     #[inline]
     fn trade(&mut self, line: u64, t: &TradeFields<'_>) {
+        self.trade_keyed(line, t, TradeKeys::default());
+    }
+
+    fn key_of(&mut self, column: KeyColumn, id: &str) -> Option<u32> {
+        key_of(self.refs, column, id)
+    }
+
+    #[inline]
+    fn trade_keyed(&mut self, line: u64, t: &TradeFields<'_>, keys: TradeKeys) {
         self.worker.counts.rows += 1;
         let checked = check_day(&mut self.outcome.day, self.file, line, t)
-            .and_then(|()| check_against_reference(self.refs, t));
+            .and_then(|()| check_with_keys(self.refs, t, keys));
         match checked {
             Ok(valid) => {
                 self.worker.counts.netted += 1;
@@ -163,11 +175,19 @@ struct SuspectSink<'a> {
 
 impl TradeSink for SuspectSink<'_> {
     fn trade(&mut self, line: u64, t: &TradeFields<'_>) {
+        self.trade_keyed(line, t, TradeKeys::default());
+    }
+
+    fn key_of(&mut self, column: KeyColumn, id: &str) -> Option<u32> {
+        key_of(self.refs, column, id)
+    }
+
+    fn trade_keyed(&mut self, line: u64, t: &TradeFields<'_>, keys: TradeKeys) {
         if !self.suspects.contains(&fingerprint(t.trade_id.as_bytes())) {
             return;
         }
         let checked = check_day(&mut self.day, self.file, line, t)
-            .and_then(|()| check_against_reference(self.refs, t));
+            .and_then(|()| check_with_keys(self.refs, t, keys));
         if let Ok(trade) = checked {
             self.found.push(Occurrence {
                 id: t.trade_id.into(),
@@ -227,18 +247,84 @@ fn for_each_file<S: Send, R: Send>(
     (states, results.into_iter().map(|(_, r)| r).collect())
 }
 
-type PassOne = (Vec<Worker>, Vec<FileOutcome>);
+/// One thread's unit of work: a file, or a part of one (Parquet row groups, a CSV byte
+/// range).
+#[derive(Debug, Clone)]
+struct Unit {
+    file: usize,
+    part: FilePart,
+}
 
-/// Pass 1: every file validated and every valid row netted and its id recorded. `day` is the
-/// day's date when known beforehand; otherwise each file starts without one.
+/// The units of `files`: each file whole when there are enough files to keep every thread
+/// busy, else split so that each thread gets about two units.
+fn plan_units(files: &[(PathBuf, TradeFormat)], threads: usize) -> Result<Vec<Unit>, EngineError> {
+    let per_file = if threads <= 1 || files.len() >= 2 * threads {
+        1
+    } else {
+        (2 * threads).div_ceil(files.len().max(1))
+    };
+    let mut units = Vec::new();
+    for (file, (path, format)) in files.iter().enumerate() {
+        for part in split_trade_file(path, *format, per_file)? {
+            units.push(Unit { file, part });
+        }
+    }
+    Ok(units)
+}
+
+/// Each file's units read whole, as one.
+fn unsplit(units: &[Unit], files: &FxHashSet<usize>) -> Vec<Unit> {
+    let mut out: Vec<Unit> = Vec::with_capacity(units.len());
+    for unit in units {
+        if !files.contains(&unit.file) {
+            out.push(unit.clone());
+        } else if out.last().is_none_or(|last| last.file != unit.file) {
+            out.push(Unit {
+                file: unit.file,
+                part: FilePart::Whole,
+            });
+        }
+    }
+    out
+}
+
+/// Files whose parts did not join up: a part stopped early (undecodable data, after which a
+/// whole-file read stops too) or did not end where the next part starts (a split inside a
+/// quoted field). Such a file is read whole instead.
+fn broken_splits(units: &[Unit], reads: &[PartStats]) -> FxHashSet<usize> {
+    let mut broken = FxHashSet::default();
+    for (k, pair) in units.windows(2).enumerate() {
+        let (this, next) = (&pair[0], &pair[1]);
+        if this.file != next.file {
+            continue;
+        }
+        let joins = reads[k].complete
+            && match &next.part {
+                FilePart::CsvRecords { bytes, first_line } => {
+                    reads[k].ends_at == Some((bytes.start, *first_line))
+                }
+                _ => true,
+            };
+        if !joins {
+            broken.insert(this.file);
+        }
+    }
+    broken
+}
+
+type PassOne = (Vec<Worker>, Vec<FileOutcome>, Vec<PartStats>);
+
+/// Pass 1: every unit validated and every valid row netted and its id recorded. `day` is the
+/// day's date when known beforehand; otherwise each unit starts without one.
 fn pass_one(
     refs: &RefData,
     files: &[(PathBuf, TradeFormat)],
+    units: &[Unit],
     threads: usize,
     day: Option<&DayDate>,
 ) -> Result<PassOne, EngineError> {
     let (workers, outcomes) = for_each_file(
-        files.len(),
+        units.len(),
         threads,
         || Worker {
             netting: NettingAccumulator::new(refs),
@@ -247,7 +333,8 @@ fn pass_one(
             batch: Vec::with_capacity(NET_BATCH),
         },
         |worker, i| {
-            let (path, format) = &files[i];
+            let unit = &units[i];
+            let (path, format) = &files[unit.file];
             let mut sink = FileSink {
                 refs,
                 file: path,
@@ -257,13 +344,35 @@ fn pass_one(
                 },
                 worker,
             };
-            let read = read_trades(path, *format, &mut sink);
+            let read = read_trades_part(path, *format, &unit.part, &mut sink);
             let outcome = sink.outcome;
             worker.flush();
-            read.map(|_| outcome)
+            read.map(|stats| (outcome, stats))
         },
     );
-    let outcomes = outcomes.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let (outcomes, reads) = outcomes
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .unzip();
+    Ok((workers, outcomes, reads))
+}
+
+/// Pass 1 on the planned units; a file whose parts did not join up is read again whole.
+fn pass_one_joined(
+    refs: &RefData,
+    files: &[(PathBuf, TradeFormat)],
+    units: &mut Vec<Unit>,
+    threads: usize,
+    day: Option<&DayDate>,
+) -> Result<(Vec<Worker>, Vec<FileOutcome>), EngineError> {
+    let (workers, outcomes, reads) = pass_one(refs, files, units, threads, day)?;
+    let broken = broken_splits(units, &reads);
+    if broken.is_empty() {
+        return Ok((workers, outcomes));
+    }
+    *units = unsplit(units, &broken);
+    let (workers, outcomes, _) = pass_one(refs, files, units, threads, day)?;
     Ok((workers, outcomes))
 }
 
@@ -271,21 +380,23 @@ fn pass_one(
 fn pass_two(
     refs: &RefData,
     files: &[(PathBuf, TradeFormat)],
+    units: &[Unit],
     threads: usize,
     day: Option<&DayDate>,
     suspects: &FxHashSet<u64>,
 ) -> Result<Vec<Occurrence>, EngineError> {
-    let (found, reads) = for_each_file(files.len(), threads, Vec::new, |found, i| {
-        let (path, format) = &files[i];
+    let (found, reads) = for_each_file(units.len(), threads, Vec::new, |found, i| {
+        let unit = &units[i];
+        let (path, format) = &files[unit.file];
         let mut sink = SuspectSink {
             refs,
             file: path,
-            file_index: i,
+            file_index: unit.file,
             day: day.cloned(),
             suspects,
             found,
         };
-        read_trades(path, *format, &mut sink)
+        read_trades_part(path, *format, &unit.part, &mut sink)
     });
     for read in reads {
         read?;
@@ -355,7 +466,36 @@ pub fn validate_files(
     threads: usize,
     day: Option<DayDate>,
 ) -> Result<ValidatedTrades, EngineError> {
-    let (mut workers, mut outcomes) = pass_one(refs, files, threads, day.as_ref())?;
+    let mut units = plan_units(files, threads)?;
+    validate_units(refs, files, &mut units, threads, day)
+}
+
+/// [`validate_files`] with every file split into `parts` parts where it splits (CSV files
+/// at any size): for tests, which compare any split with the sequential validator.
+pub fn validate_files_split(
+    refs: &RefData,
+    files: &[(PathBuf, TradeFormat)],
+    threads: usize,
+    parts: usize,
+    day: Option<DayDate>,
+) -> Result<ValidatedTrades, EngineError> {
+    let mut units = Vec::new();
+    for (file, (path, format)) in files.iter().enumerate() {
+        for part in split_trade_file_with(path, *format, parts, 1)? {
+            units.push(Unit { file, part });
+        }
+    }
+    validate_units(refs, files, &mut units, threads, day)
+}
+
+fn validate_units(
+    refs: &RefData,
+    files: &[(PathBuf, TradeFormat)],
+    units: &mut Vec<Unit>,
+    threads: usize,
+    day: Option<DayDate>,
+) -> Result<ValidatedTrades, EngineError> {
+    let (mut workers, mut outcomes) = pass_one_joined(refs, files, units, threads, day.as_ref())?;
     let day = day.or_else(|| outcomes.iter().find_map(|o| o.day.clone()));
     if let Some(day) = &day {
         let judged_alike = outcomes.iter().all(|o| {
@@ -366,7 +506,7 @@ pub fn validate_files(
             same_date && !o.date_mismatch
         });
         if !judged_alike {
-            (workers, outcomes) = pass_one(refs, files, threads, Some(day))?;
+            (workers, outcomes) = pass_one_joined(refs, files, units, threads, Some(day))?;
         }
     }
     let mut counts = TradeCounts::default();
@@ -387,14 +527,19 @@ pub fn validate_files(
     let suspects = find_suspects(records, threads);
     let mut conflicts: Vec<Vec<RowError>> = vec![Vec::new(); files.len()];
     if !suspects.is_empty() {
-        let found = pass_two(refs, files, threads, day.as_ref(), &suspects)?;
+        let found = pass_two(refs, files, units, threads, day.as_ref(), &suspects)?;
         for (file, reject) in settle_repeats(files, found, &mut netting, &mut counts) {
             conflicts[file].push(reject);
         }
     }
+    // Each file's rejects: its units' in order, then its conflicts merged in by line.
+    let mut per_file: Vec<Vec<RowError>> = vec![Vec::new(); files.len()];
+    for (unit, outcome) in units.iter().zip(outcomes) {
+        per_file[unit.file].extend(outcome.rejects);
+    }
     let mut rejects = Vec::new();
-    for (outcome, file_conflicts) in outcomes.into_iter().zip(conflicts) {
-        rejects.extend(merge_by_line(outcome.rejects, file_conflicts));
+    for (file_rejects, file_conflicts) in per_file.into_iter().zip(conflicts) {
+        rejects.extend(merge_by_line(file_rejects, file_conflicts));
     }
     Ok(ValidatedTrades {
         day,

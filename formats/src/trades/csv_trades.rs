@@ -2,19 +2,120 @@
 //! and nothing is allocated for a good row.
 
 use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::ops::Range;
 use std::path::Path;
 
 use super::{
-    check_text, optional_text, price_from_text, quantity_from_text, Bad, DateMemo, ReadStats,
-    TradeSink, BUSINESS_DATE, BUYER, EXECUTED_AT, INSTRUMENT, PRICE, QUANTITY, SELLER,
-    TRADE_COLUMNS, TRADE_ID,
+    check_text, optional_text, price_from_text, quantity_from_text, Bad, DateMemo, FilePart,
+    PartStats, ReadStats, TradeSink, BUSINESS_DATE, BUYER, EXECUTED_AT, INSTRUMENT, PRICE,
+    QUANTITY, SELLER, TRADE_COLUMNS, TRADE_ID,
 };
-use crate::csvscan::{read_header, width_error, CsvScanner, Scan};
+use crate::csvscan::{read_header, width_error, CsvScanner, Layout, Scan};
 use crate::fields::UTF8_REASON;
 use crate::model::{Location, RowError, TradeFields};
 use crate::FormatError;
 
 pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats, FormatError> {
+    read_range(path, 0..u64::MAX, 1, sink).map(|part| part.stats)
+}
+
+/// Up to `parts` parts that start at line starts near equal byte offsets, each numbered by
+/// counting the line ends before it. A split that falls inside a quoted field is found out by
+/// the reader of the part before it (it does not end where the next starts).
+pub(super) fn split(
+    path: &Path,
+    parts: usize,
+    min_part_bytes: u64,
+) -> Result<Vec<FilePart>, FormatError> {
+    let io_error = |source| FormatError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = File::open(path).map_err(io_error)?;
+    let size = file.metadata().map_err(io_error)?.len();
+    let parts = (parts as u64).min(size / min_part_bytes).max(1);
+    let mut starts: Vec<u64> = Vec::new();
+    let mut window = vec![0u8; 64 * 1024];
+    for k in 1..parts {
+        let nominal = size * k / parts;
+        file.seek(SeekFrom::Start(nominal)).map_err(io_error)?;
+        let n = read_full(&mut file, &mut window).map_err(io_error)?;
+        if let Some(i) = memchr::memchr(b'\n', &window[..n]) {
+            let start = nominal + i as u64 + 1;
+            if start < size && starts.last().is_none_or(|&last| start > last) {
+                starts.push(start);
+            }
+        }
+    }
+    if starts.is_empty() {
+        return Ok(vec![FilePart::Whole]);
+    }
+    // Physical line numbers: one plus the line ends before each start.
+    file.seek(SeekFrom::Start(0)).map_err(io_error)?;
+    let mut lines = Vec::with_capacity(starts.len());
+    let mut buf = vec![0u8; 4 << 20];
+    let (mut offset, mut newlines) = (0u64, 0u64);
+    for &start in &starts {
+        while offset < start {
+            let want = usize::try_from(start - offset)
+                .unwrap_or(usize::MAX)
+                .min(buf.len());
+            let n = read_full(&mut file, &mut buf[..want]).map_err(io_error)?;
+            if n == 0 {
+                break;
+            }
+            newlines += count_newlines(&buf[..n]);
+            offset += n as u64;
+        }
+        lines.push(newlines + 1);
+    }
+    let mut out = Vec::with_capacity(starts.len() + 1);
+    let (mut from, mut line) = (0u64, 1u64);
+    for (&start, &next_line) in starts.iter().zip(&lines) {
+        out.push(FilePart::CsvRecords {
+            bytes: from..start,
+            first_line: line,
+        });
+        (from, line) = (start, next_line);
+    }
+    out.push(FilePart::CsvRecords {
+        bytes: from..u64::MAX,
+        first_line: line,
+    });
+    Ok(out)
+}
+
+/// Counts `\n` bytes. A `u8` counter per chunk of 255 bytes cannot overflow, and the loop
+/// vectorises (memchr's iterator stops at every match).
+fn count_newlines(bytes: &[u8]) -> u64 {
+    bytes
+        .chunks(255)
+        .map(|c| u64::from(c.iter().fold(0u8, |n, &b| n + u8::from(b == b'\n'))))
+        .sum()
+}
+
+fn read_full(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// Reads the records that start in `bytes`; `first_line` is the line starting at
+/// `bytes.start`. The header is read for the layout and reported only from the first part.
+pub(super) fn read_range<S: TradeSink>(
+    path: &Path,
+    bytes: Range<u64>,
+    first_line: u64,
+    sink: &mut S,
+) -> Result<PartStats, FormatError> {
     let io_error = |source| FormatError::Io {
         path: path.to_owned(),
         source,
@@ -23,14 +124,49 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
     let file = File::open(path).map_err(io_error)?;
     let mut scanner = CsvScanner::new(file);
     let mut stats = ReadStats::default();
+    let first_part = bytes.start == 0;
     let layout = match read_header(&mut scanner, path, TRADE_COLUMNS).map_err(io_error)? {
         Ok(layout) => layout,
         Err(errors) => {
-            errors.into_iter().for_each(|e| sink.bad_row(e));
+            if first_part {
+                errors.into_iter().for_each(|e| sink.bad_row(e));
+            }
             stats.bytes = scanner.bytes_read();
-            return Ok(stats);
+            return Ok(PartStats {
+                stats,
+                ends_at: None,
+                complete: true,
+            });
         }
     };
+    if !first_part {
+        if scanner.next_position().0 > bytes.start {
+            // The part starts inside the header: not a split this reader can honour.
+            return Ok(PartStats {
+                stats,
+                ends_at: None,
+                complete: false,
+            });
+        }
+        scanner.seek_to(bytes.start, first_line).map_err(io_error)?;
+    }
+    scanner.stop_at(bytes.end);
+    read_records(path, &mut scanner, &layout, &mut stats, sink).map_err(io_error)?;
+    stats.bytes = scanner.bytes_read();
+    Ok(PartStats {
+        stats,
+        ends_at: Some(scanner.next_position()),
+        complete: true,
+    })
+}
+
+fn read_records<S: TradeSink>(
+    path: &Path,
+    scanner: &mut CsvScanner<File>,
+    layout: &Layout,
+    stats: &mut ReadStats,
+    sink: &mut S,
+) -> std::io::Result<()> {
     // Required columns are present once the header matched; `usize::MAX` marks the absent
     // optional column and reads as an empty field.
     let column = |k: usize| layout.index[k].unwrap_or(usize::MAX);
@@ -46,7 +182,7 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
     ];
     let mut dates = DateMemo::default();
     loop {
-        let line = match scanner.next_record().map_err(io_error)? {
+        let line = match scanner.next_record()? {
             Scan::End => break,
             Scan::Malformed { line, reason } => {
                 stats.rows += 1;
@@ -60,17 +196,16 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
             sink.bad_row(width_error(
                 Location::new(path, line),
                 scanner.len(),
-                &layout,
+                layout,
             ));
             continue;
         }
-        match decode(&scanner, &index, &mut dates, line, sink) {
+        match decode(scanner, &index, &mut dates, line, sink) {
             Ok(()) => {}
             Err((bad, trade_id)) => sink.bad_row(bad.into_row_error(path, line, &trade_id)),
         }
     }
-    stats.bytes = scanner.bytes_read();
-    Ok(stats)
+    Ok(())
 }
 
 /// Decodes the current record and hands it to the sink; on failure returns the problem and the

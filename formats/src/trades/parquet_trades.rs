@@ -12,6 +12,7 @@
 
 use std::fmt::Write as _;
 use std::fs::File;
+use std::ops::Range;
 use std::path::Path;
 
 use arrow_array::cast::AsArray;
@@ -21,18 +22,20 @@ use arrow_array::types::{
     TimestampNanosecondType, TimestampSecondType, UInt16Type, UInt32Type, UInt64Type, UInt8Type,
 };
 use arrow_array::{
-    Array, BinaryArray, Date32Array, Date64Array, LargeStringArray, PrimitiveArray, RecordBatch,
-    StringArray, StringViewArray,
+    Array, ArrayRef, BinaryArray, Date32Array, Date64Array, LargeStringArray, PrimitiveArray,
+    RecordBatch, StringArray, StringViewArray,
 };
 use arrow_schema::{DataType, TimeUnit};
-use parquet::arrow::arrow_reader::{ArrowReaderOptions, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 
 use super::{
-    check_text, optional_text, price_error, price_from_text, quantity_from_text, Bad, DateMemo,
-    ReadStats, TradeSink, BUSINESS_DATE, BUYER, EXECUTED_AT, INSTRUMENT, PRICE, QUANTITY, SELLER,
-    TRADE_COLUMNS, TRADE_ID,
+    check_text_with, optional_text, price_error, price_from_text, quantity_from_text, Bad,
+    DateMemo, KeyColumn, ReadStats, TradeKeys, TradeSink, BUSINESS_DATE, BUYER, EXECUTED_AT,
+    INSTRUMENT, PRICE, QUANTITY, SELLER, TRADE_COLUMNS, TRADE_ID,
 };
-use crate::fields::{format_days, format_timestamp, IntError, UTF8_REASON};
+use crate::fields::{format_days, format_timestamp, id_problem, IntError, UTF8_REASON};
 use crate::model::{Location, RowError, TradeFields};
 use crate::money::{Decimal, DecimalError};
 use crate::FormatError;
@@ -42,59 +45,122 @@ use crate::FormatError;
 const BATCH_ROWS: usize = 32 * 1024;
 
 pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats, FormatError> {
+    read_part(path, None, sink).map(|part| part.stats)
+}
+
+/// The rows of each row group, or `None` when the footer cannot be read (the whole-file read
+/// then reports why).
+pub(super) fn row_group_rows(path: &Path) -> Result<Option<Vec<u64>>, FormatError> {
+    let file = File::open(path).map_err(|source| FormatError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    Ok(
+        match guarded(|| ArrowReaderMetadata::load(&file, options)) {
+            Ok(Ok(meta)) => meta
+                .metadata()
+                .row_groups()
+                .iter()
+                .map(|g| u64::try_from(g.num_rows()).ok())
+                .collect(),
+            _ => None,
+        },
+    )
+}
+
+/// Reads the whole file (`groups` = `None`) or the row groups `groups.0`, whose first row is
+/// row `groups.1 + 1` of the file. A part after the first reports nothing about the file as a
+/// whole (footer, schema): the first part does, exactly as a whole-file read would.
+pub(super) fn read_part<S: TradeSink>(
+    path: &Path,
+    groups: Option<(Range<usize>, u64)>,
+    sink: &mut S,
+) -> Result<PartRead, FormatError> {
     let io_error = |source| FormatError::Io {
         path: path.to_owned(),
         source,
     };
     let file = File::open(path).map_err(io_error)?;
     let bytes = file.metadata().map_err(io_error)?.len();
-    let mut stats = ReadStats { rows: 0, bytes };
-    let whole_file = |reason: String| RowError::new(Location::new(path, 1), "", "", "", reason);
-    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-    let opened = guarded(|| ParquetRecordBatchReaderBuilder::try_new_with_options(file, options));
-    let builder = match opened {
-        Ok(Ok(builder)) => builder,
-        Ok(Err(e)) => {
-            sink.bad_row(whole_file(format!("is not a readable Parquet file: {e}")));
-            return Ok(stats);
-        }
-        Err(panic) => {
-            sink.bad_row(whole_file(format!(
-                "is not a readable Parquet file: {panic}"
-            )));
-            return Ok(stats);
+    let first_row = groups.as_ref().map_or(0, |g| g.1);
+    // By row group, not row: a first row group may be empty.
+    let reports_file = groups.as_ref().is_none_or(|g| g.0.start == 0);
+    let mut part = PartRead {
+        stats: ReadStats { rows: 0, bytes },
+        complete: true,
+    };
+    let whole_file = |sink: &mut S, reason: String| {
+        if reports_file {
+            sink.bad_row(RowError::new(Location::new(path, 1), "", "", "", reason));
         }
     };
-    if let Err(reason) = check_chunk_ranges(builder.metadata(), bytes) {
-        sink.bad_row(whole_file(format!(
-            "is not a readable Parquet file: {reason}"
-        )));
-        return Ok(stats);
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    let meta = match guarded(|| ArrowReaderMetadata::load(&file, options.clone())) {
+        Ok(Ok(meta)) => meta,
+        Ok(Err(e)) => {
+            whole_file(sink, format!("is not a readable Parquet file: {e}"));
+            return Ok(part);
+        }
+        Err(panic) => {
+            whole_file(sink, format!("is not a readable Parquet file: {panic}"));
+            return Ok(part);
+        }
+    };
+    if let Err(reason) = check_chunk_ranges(meta.metadata(), bytes) {
+        whole_file(sink, format!("is not a readable Parquet file: {reason}"));
+        return Ok(part);
     }
-    let positions = match match_schema(path, builder.schema().fields()) {
+    let positions = match match_schema(path, meta.schema().fields()) {
         Ok(positions) => positions,
         Err(errors) => {
-            errors.into_iter().for_each(|e| sink.bad_row(e));
-            return Ok(stats);
+            if reports_file {
+                errors.into_iter().for_each(|e| sink.bad_row(e));
+            }
+            return Ok(part);
         }
     };
-    let mut reader = match guarded(|| builder.with_batch_size(BATCH_ROWS).build()) {
+    // Low-cardinality text columns are decoded as dictionaries: no string is copied per row,
+    // and each distinct value is checked once per row group instead of once per row.
+    let meta = match dictionary_schema(meta.schema(), &positions) {
+        Some(schema) => {
+            let with_dictionaries = options.with_schema(schema);
+            match guarded(|| {
+                ArrowReaderMetadata::try_new(meta.metadata().clone(), with_dictionaries)
+            }) {
+                Ok(Ok(dict_meta)) => dict_meta,
+                _ => meta,
+            }
+        }
+        None => meta,
+    };
+    let mut builder =
+        ParquetRecordBatchReaderBuilder::new_with_metadata(file, meta).with_batch_size(BATCH_ROWS);
+    if let Some((range, _)) = &groups {
+        builder = builder.with_row_groups(range.clone().collect());
+    }
+    let mut reader = match guarded(|| builder.build()) {
         Ok(Ok(reader)) => reader,
         Ok(Err(e)) => {
-            sink.bad_row(whole_file(format!("is not a readable Parquet file: {e}")));
-            return Ok(stats);
+            whole_file(sink, format!("is not a readable Parquet file: {e}"));
+            part.complete = false;
+            return Ok(part);
         }
         Err(panic) => {
-            sink.bad_row(whole_file(format!(
-                "is not a readable Parquet file: {panic}"
-            )));
-            return Ok(stats);
+            whole_file(sink, format!("is not a readable Parquet file: {panic}"));
+            part.complete = false;
+            return Ok(part);
         }
     };
     let mut buffers: [String; 6] = Default::default();
     let mut dates = DateMemo::default();
+    let mut keys = [
+        DictKeys::new(KeyColumn::Instrument),
+        DictKeys::new(KeyColumn::Member),
+        DictKeys::new(KeyColumn::Member),
+    ];
     loop {
-        let first = stats.rows + 1;
+        let first = first_row + part.stats.rows + 1;
         let lost = |reason: String| {
             RowError::new(
                 Location::new(path, first),
@@ -105,17 +171,20 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
             )
         };
         // The reader cannot resynchronise after a corrupt page: everything from this batch on
-        // is lost, and said so.
+        // is lost, and said so. A part that stops here is not complete: rows of later parts
+        // are lost too, which only the caller can know.
         let batch = match guarded(|| reader.next()) {
             Ok(None) => break,
             Ok(Some(Ok(batch))) => batch,
             Ok(Some(Err(e))) => {
                 sink.bad_row(lost(e.to_string()));
-                return Ok(stats);
+                part.complete = false;
+                return Ok(part);
             }
             Err(panic) => {
                 sink.bad_row(lost(panic));
-                return Ok(stats);
+                part.complete = false;
+                return Ok(part);
             }
         };
         let Some(columns) = Columns::of(&batch, &positions) else {
@@ -123,18 +192,117 @@ pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats,
                 "a column changed type within the file ({})",
                 batch.schema()
             )));
-            return Ok(stats);
+            part.complete = false;
+            return Ok(part);
         };
+        let [k_instrument, k_buyer, k_seller] = &mut keys;
+        k_instrument.refresh(&columns.instrument, sink);
+        k_buyer.refresh(&columns.buyer, sink);
+        k_seller.refresh(&columns.seller, sink);
         for row in 0..batch.num_rows() {
-            let line = stats.rows + 1;
-            stats.rows += 1;
-            if let Err((bad, trade_id)) = columns.decode(row, line, &mut buffers, &mut dates, sink)
+            let line = first_row + part.stats.rows + 1;
+            part.stats.rows += 1;
+            let known = [
+                k_instrument.at(&columns.instrument, row),
+                k_buyer.at(&columns.buyer, row),
+                k_seller.at(&columns.seller, row),
+            ];
+            if let Err((bad, trade_id)) =
+                columns.decode(row, line, known, &mut buffers, &mut dates, sink)
             {
                 sink.bad_row(bad.into_row_error(path, line, &trade_id));
             }
         }
     }
-    Ok(stats)
+    Ok(part)
+}
+
+/// What reading a part of a file gave.
+pub(super) struct PartRead {
+    pub stats: ReadStats,
+    /// False when the read stopped before the part's end (undecodable data): a whole-file
+    /// read would have stopped there too and read nothing of the later parts.
+    pub complete: bool,
+}
+
+/// The schema with `business_date`, `instrument`, `buyer` and `seller` as dictionaries where
+/// the file stores them as UTF-8 strings; `None` if none is.
+fn dictionary_schema(
+    schema: &arrow_schema::SchemaRef,
+    positions: &[Option<usize>; 8],
+) -> Option<arrow_schema::SchemaRef> {
+    let mut fields: Vec<arrow_schema::Field> =
+        schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut any = false;
+    for k in [BUSINESS_DATE, INSTRUMENT, BUYER, SELLER] {
+        let Some(field) = positions[k].and_then(|i| fields.get_mut(i)) else {
+            continue;
+        };
+        if field.data_type() == &DataType::Utf8 {
+            let dictionary =
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8));
+            *field = field.clone().with_data_type(dictionary);
+            any = true;
+        }
+    }
+    any.then(|| {
+        std::sync::Arc::new(arrow_schema::Schema::new_with_metadata(
+            fields,
+            schema.metadata().clone(),
+        ))
+    })
+}
+
+/// Per dictionary entry of one id column: whether it is an id (the reader's syntax check)
+/// and the sink's key for it; recomputed when the dictionary changes (each row group).
+struct DictKeys {
+    column: KeyColumn,
+    values: Option<ArrayRef>,
+    entries: Vec<Option<u32>>,
+}
+
+impl DictKeys {
+    fn new(column: KeyColumn) -> DictKeys {
+        DictKeys {
+            column,
+            values: None,
+            entries: Vec::new(),
+        }
+    }
+
+    fn refresh<S: TradeSink>(&mut self, col: &TextCol<'_>, sink: &mut S) {
+        let TextKind::Dict { values, .. } = col.kind else {
+            self.values = None;
+            return;
+        };
+        if matches!(&self.values, Some(v) if std::sync::Arc::ptr_eq(v, values)) {
+            return;
+        }
+        let strings = values.as_string::<i32>();
+        self.entries.clear();
+        self.entries.extend((0..strings.len()).map(|i| {
+            let text = strings.is_valid(i).then(|| strings.value(i))?;
+            // An entry that is not an id gets no key: its rows take the per-row checks, which
+            // report it.
+            id_problem(text).is_none().then_some(())?;
+            sink.key_of(self.column, text)
+        }));
+        self.values = Some(values.clone());
+    }
+
+    /// The key of `row`'s entry, `None` when the row has none (not a dictionary, null, not
+    /// an id, or unknown to the sink).
+    #[inline]
+    fn at(&self, col: &TextCol<'_>, row: usize) -> Option<u32> {
+        let TextKind::Dict { keys, .. } = &col.kind else {
+            return None;
+        };
+        if col.nulls.is_null(row) {
+            return None;
+        }
+        let entry = usize::try_from(*keys.get(row)?).ok()?;
+        *self.entries.get(entry)?
+    }
 }
 
 /// Runs a call into the Parquet decoder, turning a panic into an error message.
@@ -318,10 +486,13 @@ impl<'a> Columns<'a> {
         })
     }
 
+    /// `known`: the sink's keys of the row's instrument, buyer and seller, where its
+    /// dictionary entry is an id the sink knows.
     fn decode<S: TradeSink>(
         &self,
         row: usize,
         line: u64,
+        known: [Option<u32>; 3],
         buffers: &mut [String; 6],
         dates: &mut DateMemo,
         sink: &mut S,
@@ -352,31 +523,43 @@ impl<'a> Columns<'a> {
                 .and_then(optional_text),
             None => None,
         };
-        check_text(
+        // A key exists only for an entry that passed the id check.
+        let ids_known_good = known.iter().all(Option::is_some);
+        check_text_with(
             dates,
             trade_id,
             business_date,
-            instrument,
-            buyer,
-            seller,
+            [instrument, buyer, seller],
+            ids_known_good,
             executed_at,
         )
         .map_err(with_id)?;
         let price = self.price.get(row).map_err(with_id)?;
         let quantity = self.quantity.get(row).map_err(with_id)?;
-        sink.trade(
-            line,
-            &TradeFields {
-                trade_id,
-                business_date,
-                instrument,
-                buyer,
-                seller,
-                price,
-                quantity,
-                executed_at,
-            },
-        );
+        let fields = TradeFields {
+            trade_id,
+            business_date,
+            instrument,
+            buyer,
+            seller,
+            price,
+            quantity,
+            executed_at,
+        };
+        let [instrument, buyer, seller] = known;
+        if ids_known_good {
+            sink.trade_keyed(
+                line,
+                &fields,
+                TradeKeys {
+                    instrument,
+                    buyer,
+                    seller,
+                },
+            );
+        } else {
+            sink.trade(line, &fields);
+        }
         Ok(())
     }
 }
@@ -411,6 +594,12 @@ struct TextCol<'a> {
 
 enum TextKind<'a> {
     Utf8(&'a StringArray),
+    /// A dictionary-encoded UTF-8 column: per row an index into `strings`.
+    Dict {
+        keys: &'a [i32],
+        values: &'a ArrayRef,
+        strings: &'a StringArray,
+    },
     LargeUtf8(&'a LargeStringArray),
     View(&'a StringViewArray),
     Binary(&'a BinaryArray),
@@ -425,6 +614,16 @@ impl<'a> TextCol<'a> {
     fn of(array: &'a dyn Array) -> Option<TextCol<'a>> {
         let kind = match array.data_type() {
             DataType::Utf8 => TextKind::Utf8(array.as_string_opt::<i32>()?),
+            DataType::Dictionary(key, value)
+                if **key == DataType::Int32 && **value == DataType::Utf8 =>
+            {
+                let dictionary = array.as_dictionary_opt::<Int32Type>()?;
+                TextKind::Dict {
+                    keys: dictionary.keys().values(),
+                    values: dictionary.values(),
+                    strings: dictionary.values().as_string_opt::<i32>()?,
+                }
+            }
             DataType::LargeUtf8 => TextKind::LargeUtf8(array.as_string_opt::<i64>()?),
             DataType::Utf8View => TextKind::View(array.as_string_view_opt()?),
             DataType::Binary => TextKind::Binary(array.as_binary_opt::<i32>()?),
@@ -495,6 +694,16 @@ impl<'a> TextCol<'a> {
         };
         Ok(Some(match &self.kind {
             TextKind::Utf8(a) => a.value(row),
+            TextKind::Dict { keys, strings, .. } => {
+                let entry = keys
+                    .get(row)
+                    .and_then(|&k| usize::try_from(k).ok())
+                    .filter(|&k| k < strings.len() && strings.is_valid(k));
+                match entry {
+                    Some(k) => strings.value(k),
+                    None => return Ok(None),
+                }
+            }
             TextKind::LargeUtf8(a) => a.value(row),
             TextKind::View(a) => a.value(row),
             TextKind::Binary(a) => {

@@ -651,3 +651,131 @@ proptest! {
         read_trades(&path, TradeFormat::Parquet, &mut sink).unwrap();
     }
 }
+
+/// Reads every part in order into one collector; `None` when the parts do not join up (the
+/// caller then reads the file whole).
+fn read_parts(path: &Path, format: TradeFormat, parts: &[FilePart]) -> Option<Collect> {
+    let mut sink = Collect::default();
+    let mut reads = Vec::new();
+    for part in parts {
+        reads.push(read_trades_part(path, format, part, &mut sink).unwrap());
+    }
+    for (k, pair) in parts.windows(2).enumerate() {
+        if !reads[k].complete {
+            return None;
+        }
+        if let FilePart::CsvRecords { bytes, first_line } = &pair[1] {
+            if reads[k].ends_at != Some((bytes.start, *first_line)) {
+                return None;
+            }
+        }
+    }
+    Some(sink)
+}
+
+#[test]
+fn csv_parts_read_like_the_whole_file_with_exact_lines() {
+    let mut text = String::from("trade_id,business_date,instrument,buyer,seller,price,quantity\n");
+    for i in 0..200 {
+        match i % 17 {
+            // A quoted id with a line end in it: an invalid id, reported at its first line.
+            3 => text.push_str(&format!("\"T{i}\nx\",2026-11-25,I1,M1,M2,1.5,10\n")),
+            5 => text.push('\n'),
+            7 => text.push_str(&format!("T{i},2026-11-25,I1,M1,M2,oops,10\n")),
+            _ => text.push_str(&format!("T{i},2026-11-25,I1,M1,M2,1.5,{i}\n")),
+        }
+    }
+    let (_dir, path) = write_file("t.csv", text.as_bytes());
+    let whole = read_path(&path).0;
+    let mut split_somewhere = false;
+    let mut joined_somewhere = false;
+    for parts in 2..9 {
+        let plan = split_trade_file_with(&path, TradeFormat::Csv, parts, 1).unwrap();
+        split_somewhere |= plan.len() > 1;
+        if let Some(split) = read_parts(&path, TradeFormat::Csv, &plan) {
+            joined_somewhere |= plan.len() > 1;
+            assert_eq!(split.trades, whole.trades, "{plan:?}");
+            assert_eq!(split.shown(), whole.shown(), "{plan:?}");
+        }
+    }
+    assert!(split_somewhere && joined_somewhere);
+    assert!(whole.errors.len() >= 10);
+}
+
+/// Counts what a reader asks for: each dictionary entry once per row group, not per row.
+#[derive(Default)]
+struct KeyedCollect {
+    inner: Collect,
+    asked: usize,
+    keyed_rows: usize,
+}
+
+impl TradeSink for KeyedCollect {
+    fn trade(&mut self, line: u64, f: &TradeFields<'_>) {
+        self.inner.trade(line, f);
+    }
+
+    fn bad_row(&mut self, error: RowError) {
+        self.inner.bad_row(error);
+    }
+
+    fn key_of(&mut self, column: KeyColumn, id: &str) -> Option<u32> {
+        self.asked += 1;
+        let number = id.get(1..)?.parse().ok()?;
+        (column == KeyColumn::Instrument || id.starts_with('M')).then_some(number)
+    }
+
+    fn trade_keyed(&mut self, line: u64, f: &TradeFields<'_>, keys: TradeKeys) {
+        self.keyed_rows += 1;
+        let key = |s: &str| s.get(1..).and_then(|n| n.parse().ok());
+        assert_eq!(keys.instrument, key(f.instrument));
+        assert_eq!(keys.buyer, key(f.buyer));
+        assert_eq!(keys.seller, key(f.seller));
+        self.inner.trade(line, f);
+    }
+}
+
+#[test]
+fn parquet_row_group_parts_read_like_the_whole_file_and_ask_keys_per_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.parquet");
+    let mut w =
+        TradeFileWriter::create_with_row_groups(&path, TradeFormat::Parquet, 2, 10).unwrap();
+    let ids: Vec<String> = (0..95).map(|i| format!("T{i}")).collect();
+    let members = ["M1", "M2", "X3", "M4"];
+    for (i, id) in ids.iter().enumerate() {
+        let instrument = format!("I{}", i % 3);
+        w.write(&TradeFields {
+            trade_id: id,
+            business_date: "2026-11-25",
+            instrument: &instrument,
+            buyer: members[i % 4],
+            seller: members[(i + 1) % 4],
+            price: Decimal::from_unscaled(150 + i as i128, 2).unwrap(),
+            quantity: 1 + i as i64,
+            executed_at: None,
+        })
+        .unwrap();
+    }
+    w.finish().unwrap();
+    let whole = read_path(&path).0;
+    assert_eq!(whole.trades.len(), 95);
+    for parts in 1..5 {
+        let plan = split_trade_file(&path, TradeFormat::Parquet, parts).unwrap();
+        assert_eq!(plan.len(), parts, "{plan:?}");
+        let mut sink = KeyedCollect::default();
+        for part in &plan {
+            let read = read_trades_part(&path, TradeFormat::Parquet, part, &mut sink).unwrap();
+            assert!(read.complete);
+        }
+        assert_eq!(sink.inner.trades, whole.trades);
+        assert_eq!(sink.inner.shown(), whole.shown());
+        // Rows with "X3" as buyer or seller get no key and take the per-row path.
+        assert_eq!(
+            sink.keyed_rows,
+            (0..95).filter(|i| i % 4 == 0 || i % 4 == 3).count()
+        );
+        // 10 row groups, each asking at most 3 instruments and 4 members (twice).
+        assert!(sink.asked <= 10 * (3 + 4 + 4), "{}", sink.asked);
+    }
+}

@@ -53,6 +53,17 @@ impl TradeFileWriter {
         format: TradeFormat,
         price_scale: u32,
     ) -> Result<TradeFileWriter, FormatError> {
+        Self::create_with_row_groups(path, format, price_scale, PARQUET_ROW_GROUP_ROWS)
+    }
+
+    /// [`TradeFileWriter::create`] with Parquet row groups of at most `row_group_rows` rows
+    /// (tests split files by row group).
+    pub fn create_with_row_groups(
+        path: &Path,
+        format: TradeFormat,
+        price_scale: u32,
+        row_group_rows: usize,
+    ) -> Result<TradeFileWriter, FormatError> {
         let io_error = |source| FormatError::Io {
             path: path.to_owned(),
             source,
@@ -82,7 +93,8 @@ impl TradeFileWriter {
                 inner
             }
             TradeFormat::Parquet => Inner::Parquet(Box::new(
-                ParquetTrades::new(out, price_scale).map_err(|m| parquet_error(path, m))?,
+                ParquetTrades::new(out, price_scale, row_group_rows.max(1))
+                    .map_err(|m| parquet_error(path, m))?,
             )),
         };
         Ok(TradeFileWriter {
@@ -186,7 +198,11 @@ struct ParquetTrades {
 }
 
 impl ParquetTrades {
-    fn new(out: BufWriter<File>, scale: u32) -> Result<ParquetTrades, String> {
+    fn new(
+        out: BufWriter<File>,
+        scale: u32,
+        row_group_rows: usize,
+    ) -> Result<ParquetTrades, String> {
         let scale_i8 = i8::try_from(scale).map_err(|e| e.to_string())?;
         let price_type = DataType::Decimal128(PRICE_PRECISION, scale_i8);
         let mut fields: Vec<Field> = TRADE_COLUMN_NAMES[..5]
@@ -199,7 +215,7 @@ impl ParquetTrades {
         let schema = Arc::new(Schema::new(fields));
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
-            .set_max_row_group_row_count(Some(PARQUET_ROW_GROUP_ROWS))
+            .set_max_row_group_row_count(Some(row_group_rows))
             .build();
         let writer =
             ArrowWriter::try_new(out, schema.clone(), Some(props)).map_err(|e| e.to_string())?;
