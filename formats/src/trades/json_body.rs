@@ -76,7 +76,9 @@ pub fn read_json_body<S: TradeSink>(
             .split('\n')
             .enumerate()
             .filter(|(_, line)| !line.trim().is_empty());
-        if lines.clone().count() > trades_max {
+        // Lines are at most line ends + 1: only a body near the limit needs the exact count.
+        let lines_max = memchr::memchr_iter(b'\n', body).count() + 1;
+        if lines_max > trades_max && lines.clone().count() > trades_max {
             return Err(BodyError::TooManyTrades { max: trades_max });
         }
         for (i, line) in lines {
