@@ -260,13 +260,12 @@ mod tests {
                 Ok(())
             }
         };
-        let result = result.and_then(|()| {
-            if stats.rows == 0 {
-                Err(BodyError::Empty)
-            } else {
-                Ok(stats)
-            }
-        });
+        let counted = if stats.rows == 0 {
+            Err(BodyError::Empty)
+        } else {
+            Ok(stats)
+        };
+        let result = result.and(counted);
         (result, sink)
     }
 
