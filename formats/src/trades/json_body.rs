@@ -279,6 +279,22 @@ mod tests {
         }
     }
 
+    /// The comparisons below mean something only if plain bodies do take the fast path.
+    #[test]
+    fn plain_bodies_take_the_fast_path() {
+        let mut dates = DateMemo::default();
+        let plain = format!("[{T1},{T2}]");
+        let rows = scan::scan_array(&plain, &mut dates).expect("plain body");
+        assert!(rows.iter().all(|r| matches!(r, Row::Trade(_))));
+        assert!(scan::scan_line(T2, &mut dates).is_some());
+        // An escape leaves the whole array to the general path; an unknown key, its object.
+        let escaped = format!("[{T1},{}]", T2.replace("T2", "T\\u0032"));
+        assert!(scan::scan_array(&escaped, &mut dates).is_none());
+        let unknown = format!("[{T1},{}]", T2.replace("\"quantity\"", "\"qty\""));
+        let rows = scan::scan_array(&unknown, &mut dates).expect("valid JSON");
+        assert!(matches!(rows[1], Row::Slow(_)));
+    }
+
     #[test]
     fn fast_path_equals_general_path_on_chosen_bodies() {
         let objects = [
