@@ -96,6 +96,26 @@ fn a_day_through_the_server_equals_run() {
     );
     assert_eq!(again.status, 200);
     assert_eq!(again.json()["already_existed"], 50);
+    // The compact answer: counts, and the rows that already existed (all others were created).
+    let compact = server.request(
+        "POST",
+        "/v1/trades?results=compact",
+        Some(SUBMIT),
+        lines[40..60].join("\n").as_bytes(),
+    );
+    assert_eq!(compact.status, 200, "{}", compact.body);
+    let c = compact.json();
+    assert_eq!(c["already_existed"], 20);
+    assert_eq!(c["rows"], 20);
+    assert_eq!(c["already_existed_rows"].as_array().map(Vec::len), Some(20));
+    assert!(c.get("results").is_none(), "{}", compact.body);
+    let unknown = server.request(
+        "POST",
+        "/v1/trades?results=tiny",
+        Some(SUBMIT),
+        lines[0].as_bytes(),
+    );
+    assert_eq!(unknown.status, 400, "{}", unknown.body);
     let state = server.request("GET", &format!("/v1/sessions/{DATE}"), Some(SUBMIT), b"");
     assert_eq!(state.json()["state"], "open");
     assert_eq!(state.json()["trades"], lines.len() as u64);

@@ -11,6 +11,7 @@
 //! cargo build --release -p clearhouse -p clearhouse-bench
 //! target/release/intake-load --clearhouse target/release/clearhouse --trades 1000000 --batch 1000
 //! target/release/intake-load --clearhouse target/release/clearhouse --trades 1000000 --batch 10000
+//! target/release/intake-load ... --results compact   # answers without a result per trade
 //! ```
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -29,6 +30,8 @@ struct Args {
     trades: u64,
     batch: usize,
     clients: usize,
+    /// `full` (a result per trade) or `compact` (`?results=compact`).
+    results: String,
     work: PathBuf,
 }
 
@@ -38,6 +41,7 @@ fn parse_args() -> Args {
         trades: 1_000_000,
         batch: 1_000,
         clients: 2,
+        results: "full".to_string(),
         work: std::env::temp_dir().join(format!("intake-load-{}", std::process::id())),
     };
     let mut it = std::env::args().skip(1);
@@ -48,11 +52,16 @@ fn parse_args() -> Args {
             "--trades" => args.trades = value.parse().expect("--trades N"),
             "--batch" => args.batch = value.parse().expect("--batch N"),
             "--clients" => args.clients = value.parse().expect("--clients N"),
+            "--results" => args.results = value,
             "--work" => args.work = value.into(),
             other => panic!("unknown flag {other}"),
         }
     }
     assert!(args.batch > 0 && args.clients > 0);
+    assert!(
+        args.results == "full" || args.results == "compact",
+        "--results full|compact"
+    );
     args
 }
 
@@ -132,12 +141,13 @@ fn main() {
             .map(|c| {
                 let bodies = &bodies;
                 let addr = server.addr;
+                let path = format!("/v1/trades?results={}", args.results);
                 scope.spawn(move || {
                     let mut conn = Conn::new(addr);
                     let mut latencies = Vec::new();
                     for body in bodies.iter().skip(c).step_by(args.clients) {
                         let t = Instant::now();
-                        let (status, reply) = conn.post("/v1/trades", SUBMIT, body.as_bytes());
+                        let (status, reply) = conn.post(&path, SUBMIT, body.as_bytes());
                         assert_eq!(status, 200, "{}", &reply[..reply.len().min(300)]);
                         latencies.push(t.elapsed());
                     }
@@ -161,8 +171,9 @@ fn main() {
         .unwrap_or("?")
         .to_string();
     println!(
-        "batch {:>6}: {} trades in {:.3}s = {:.0} trades/s ({:.1} MiB/s of JSON); batch latency p50 {:.1} ms, p99 {:.1} ms; {} fsyncs",
+        "batch {:>6} ({} results): {} trades in {:.3}s = {:.0} trades/s ({:.1} MiB/s of JSON); batch latency p50 {:.1} ms, p99 {:.1} ms; {} fsyncs",
         args.batch,
+        args.results,
         lines.len(),
         elapsed.as_secs_f64(),
         lines.len() as f64 / elapsed.as_secs_f64(),

@@ -5,7 +5,7 @@
 //! | `POST /v1/sessions/{date}/open` | operator | open the session of a business date |
 //! | `POST /v1/sessions/{date}/close` | operator | seal its journal, run the batch, return its summary |
 //! | `GET /v1/sessions/{date}` | submit | state of a session (open, sealed, posted) |
-//! | `POST /v1/trades` | submit | a JSON array or NDJSON body of trades; all accepted or all refused |
+//! | `POST /v1/trades` | submit | a JSON array or NDJSON body of trades; all accepted or all refused; `?results=compact` answers an accepted batch without a result per trade |
 //! | `GET /v1/accounts/{id}` | submit | balances and positions of an account in the ledger |
 //! | `GET /metrics` | none | Prometheus text |
 //! | `GET /healthz` | none | `ok` |

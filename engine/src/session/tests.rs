@@ -189,3 +189,49 @@ fn opening_needs_reference_data() {
     let err = Session::open(&data, date(), buffered()).err().unwrap();
     assert!(err.to_string().contains("clearhouse init"), "{err}");
 }
+
+#[test]
+fn content_key_sees_every_field_but_the_id() {
+    let base = trade("T1", 100);
+    assert_eq!(content_key(&base), content_key(&trade("T2", 100)));
+    let long_id = "X".repeat(40);
+    let changed = [
+        TradeFields {
+            quantity: 200,
+            ..base
+        },
+        TradeFields {
+            price: Decimal::parse("1689.5").unwrap(),
+            ..base
+        },
+        TradeFields {
+            price: Decimal::parse("1689.51").unwrap(),
+            ..base
+        },
+        TradeFields {
+            buyer: "ALPHA",
+            seller: "BETA",
+            ..base
+        },
+        TradeFields {
+            executed_at: Some(""),
+            ..base
+        },
+        TradeFields {
+            executed_at: Some("2026-11-25T10:00:00Z"),
+            ..base
+        },
+        TradeFields {
+            instrument: &long_id,
+            ..base
+        },
+    ];
+    for (i, other) in changed.iter().enumerate() {
+        // `1689.5` and `1689.50` parse to the same decimal (the readers normalise): equal.
+        if i == 1 {
+            assert_eq!(content_key(other), content_key(&base));
+            continue;
+        }
+        assert_ne!(content_key(other), content_key(&base), "change {i}");
+    }
+}
