@@ -156,10 +156,27 @@ fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("clearhouse: error: {err:#}");
+            eprintln!("clearhouse: error: {}", error_text(&err));
             ExitCode::from(1)
         }
     }
+}
+
+/// The error and its causes joined by ": ", leaving out a cause whose text its parent already
+/// quotes (library errors that print their source, as SQLite's do, would otherwise say it twice).
+fn error_text(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let message = cause.to_string();
+        if text.contains(&message) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&message);
+    }
+    text
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
@@ -412,4 +429,38 @@ fn print_report(report: &RunReport) {
         total.as_secs_f64(),
         stages.join(", ")
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+    use std::fmt;
+
+    /// An error that prints its source in its own message, as rusqlite's do.
+    #[derive(Debug)]
+    struct Quoting(std::io::Error);
+
+    impl fmt::Display for Quoting {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "ledger x.sqlite: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Quoting {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn a_cause_its_parent_quotes_is_said_once() {
+        let io = std::io::Error::other("disk I/O error");
+        let err = anyhow::Error::new(Quoting(io)).context("running day1");
+        assert_eq!(
+            error_text(&err),
+            "running day1: ledger x.sqlite: disk I/O error"
+        );
+        let plain = anyhow::anyhow!("no such file").context("reading members.csv");
+        assert_eq!(error_text(&plain), "reading members.csv: no such file");
+    }
 }

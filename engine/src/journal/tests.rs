@@ -806,22 +806,33 @@ fn kill_9_loses_no_acknowledged_append() {
             .spawn()
             .expect("spawn child");
         let stdout = child.stdout.take().expect("stdout");
+        // Lines go through a channel so that the kill can wait for the first acknowledgement:
+        // a fixed delay acknowledged nothing on a loaded machine, where the child had not yet
+        // started appending.
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
         let reader = std::thread::spawn(move || {
-            std::io::BufReader::new(stdout)
+            for line in std::io::BufReader::new(stdout)
                 .lines()
                 .map_while(Result::ok)
-                .filter_map(|line| line.strip_prefix("ACK ").map(str::to_string))
-                .collect::<Vec<String>>()
+            {
+                if let Some(ack) = line.strip_prefix("ACK ") {
+                    if tx.send(ack.to_string()).is_err() {
+                        break;
+                    }
+                }
+            }
         });
-        std::thread::sleep(std::time::Duration::from_millis(
-            150 + 90 * u64::from(round),
-        ));
+        let first = rx.recv_timeout(std::time::Duration::from_secs(120));
+        // Varying moments after appending started, so rounds die in different places.
+        std::thread::sleep(std::time::Duration::from_millis(15 + 60 * u64::from(round)));
         child.kill().expect("SIGKILL");
         child.wait().expect("reap");
-        let lines = reader.join().expect("reader");
+        reader.join().expect("reader");
+        let mut lines: Vec<String> = first.into_iter().collect();
+        lines.extend(rx.try_iter());
         assert!(
             !lines.is_empty(),
-            "round {round}: the child acknowledged nothing"
+            "round {round}: the child acknowledged nothing within 120 s"
         );
         acked.extend(lines);
 
