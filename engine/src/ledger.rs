@@ -331,6 +331,28 @@ pub struct InstructionRow {
     pub credit_account: String,
 }
 
+impl InstructionRow {
+    /// The columns [`InstructionRow::from_row`] reads, in its order, for a `SELECT` that may
+    /// read more after them.
+    pub(crate) const COLUMNS: &'static str = "instruction_id, phase, kind, currency, \
+        amount_minor, debit_bank, debit_account, credit_bank, credit_account";
+
+    /// An instruction from the first columns of a row selected with [`InstructionRow::COLUMNS`].
+    pub(crate) fn from_row(r: &db::Row) -> Result<InstructionRow, DbError> {
+        Ok(InstructionRow {
+            instruction_id: r.get(0)?,
+            phase: r.get(1)?,
+            kind: r.get(2)?,
+            currency: r.get(3)?,
+            amount_minor: r.get(4)?,
+            debit_bank: r.get(5)?,
+            debit_account: r.get(6)?,
+            credit_bank: r.get(7)?,
+            credit_account: r.get(8)?,
+        })
+    }
+}
+
 /// One of the platform's accounts: a real account at a bank (`custody`, `delivery`) or a
 /// virtual one (`fee`, `guarantee`, `suspense`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -1079,27 +1101,12 @@ pub(crate) fn read_instructions(
 ) -> Result<Vec<InstructionRow>, DbError> {
     let rows = conn.query(
         &format!(
-            "SELECT instruction_id, phase, kind, currency, amount_minor, debit_bank,
-             debit_account, credit_bank, credit_account FROM instructions {filter}
-             ORDER BY instruction_id"
+            "SELECT {} FROM instructions {filter} ORDER BY instruction_id",
+            InstructionRow::COLUMNS
         ),
         args,
     )?;
-    rows.iter()
-        .map(|r| {
-            Ok(InstructionRow {
-                instruction_id: r.get(0)?,
-                phase: r.get(1)?,
-                kind: r.get(2)?,
-                currency: r.get(3)?,
-                amount_minor: r.get(4)?,
-                debit_bank: r.get(5)?,
-                debit_account: r.get(6)?,
-                credit_bank: r.get(7)?,
-                credit_account: r.get(8)?,
-            })
-        })
-        .collect()
+    rows.iter().map(InstructionRow::from_row).collect()
 }
 
 /// Whether the connected PostgreSQL database holds a ledger (its `meta` table).

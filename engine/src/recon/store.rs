@@ -40,27 +40,18 @@ fn read(conn: &Db, date: BusinessDate, refs: &[&str]) -> Result<State, DbError> 
         .get(0)?;
     let instructions = conn
         .query(
-            "SELECT instruction_id, phase, kind, currency, amount_minor, debit_bank,
-             debit_account, credit_bank, credit_account, status, matched_by, bank_ref,
-             status_detail, resolution
-             FROM instructions WHERE business_date = ?1 ORDER BY instruction_id",
+            &format!(
+                "SELECT {}, status, matched_by, bank_ref, status_detail, resolution
+                 FROM instructions WHERE business_date = ?1 ORDER BY instruction_id",
+                InstructionRow::COLUMNS
+            ),
             &[&date],
         )?
         .iter()
         .map(|r| {
             let status: String = r.get(9)?;
             Ok(Stored {
-                row: InstructionRow {
-                    instruction_id: r.get(0)?,
-                    phase: r.get(1)?,
-                    kind: r.get(2)?,
-                    currency: r.get(3)?,
-                    amount_minor: r.get(4)?,
-                    debit_bank: r.get(5)?,
-                    debit_account: r.get(6)?,
-                    credit_bank: r.get(7)?,
-                    credit_account: r.get(8)?,
-                },
+                row: InstructionRow::from_row(r)?,
                 status: Status::parse(&status).ok_or_else(|| DbError::Type {
                     column: 9,
                     message: format!("status {status:?}"),
