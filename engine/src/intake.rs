@@ -66,10 +66,7 @@ pub fn validate_journal(
     use crate::session::record;
     use clearhouse_formats::model::Location;
 
-    let expected_day = crate::validate::DayDate {
-        date,
-        set_by: Location::new(dir, 1),
-    };
+    let expected_day = crate::validate::DayDate::new(date, Location::new(dir, 1));
     let mut validator = TradeValidator::new(refs, Some(expected_day));
     validator.set_file(dir);
     let date_text = date.to_string();

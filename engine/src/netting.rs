@@ -6,6 +6,8 @@
 //! Accumulators are plain sums, so partial [`NettingAccumulator`]s built on separate threads
 //! merge into exactly the result of one.
 
+mod cells;
+
 use rustc_hash::FxHashMap;
 
 use clearhouse_formats::money::{div_round_half_away, AmountMinor};
@@ -56,11 +58,14 @@ struct QtyCell {
     sold: i32,
 }
 
+// SAFETY: two integers; all-zero bytes are the empty cell.
+unsafe impl cells::Zeroed for QtyCell {}
+
 /// Member × instrument quantities: dense when the grid is small enough to sit in memory,
 /// hashed otherwise (a day with a million members must still run).
 #[derive(Debug, Clone)]
 enum QtyGrid {
-    Dense(Vec<QtyCell>),
+    Dense(cells::Cells<QtyCell>),
     Sparse(FxHashMap<(u32, u32), QtyCell>),
 }
 
@@ -72,6 +77,31 @@ const DENSE_QTY_CELLS_MAX: usize = 4 << 20;
 struct FeeRateParts {
     mantissa: i64,
     scale: u32,
+}
+
+/// The same rates, all at the largest scale among them when every one converts exactly
+/// (`0.0003` = `0.00030`): each fee then divides by the same power of ten, so the branch on
+/// the power in [`div_round_half_away_pow10`] is always predicted, where members alternating
+/// between two scales mispredicted half the time. The rounded fee is the same: the rate is the
+/// same number.
+fn common_scale(rates: Vec<FeeRateParts>) -> Vec<FeeRateParts> {
+    let Some(scale) = rates.iter().map(|r| r.scale).max() else {
+        return rates;
+    };
+    let converted: Option<Vec<FeeRateParts>> = rates
+        .iter()
+        .map(|r| {
+            let factor = 10i64.checked_pow(scale - r.scale)?;
+            Some(FeeRateParts {
+                mantissa: r.mantissa.checked_mul(factor)?,
+                scale,
+            })
+        })
+        .collect();
+    match converted {
+        Some(converted) if scale <= 18 => converted,
+        _ => rates,
+    }
 }
 
 /// `n / 10^exp` rounded half away from zero, for `exp` ≤ 18 (`None` above): one arm per
@@ -163,21 +193,22 @@ impl NettingAccumulator {
         let instruments = refs.instruments.len();
         let cells = members.saturating_mul(instruments);
         let qty = if cells <= DENSE_QTY_CELLS_MAX {
-            QtyGrid::Dense(vec![QtyCell::default(); cells])
+            QtyGrid::Dense(cells::Cells::zeroed(cells))
         } else {
             QtyGrid::Sparse(FxHashMap::default())
         };
-        let fee_rates = refs
-            .members
-            .iter()
-            .map(|m| {
-                let rate = m.fee_rate.0;
-                FeeRateParts {
-                    mantissa: rate.mantissa,
-                    scale: rate.scale,
-                }
-            })
-            .collect();
+        let fee_rates = common_scale(
+            refs.members
+                .iter()
+                .map(|m| {
+                    let rate = m.fee_rate.0;
+                    FeeRateParts {
+                        mantissa: rate.mantissa,
+                        scale: rate.scale,
+                    }
+                })
+                .collect(),
+        );
         let currencies = refs.currencies.len();
         let mut min_fees = Vec::with_capacity(members * currencies);
         for m in 0..members {
@@ -320,7 +351,7 @@ impl NettingAccumulator {
         }
         match other.qty {
             QtyGrid::Dense(b) => {
-                for (i, y) in b.into_iter().enumerate() {
+                for (i, &y) in b.iter().enumerate() {
                     if y != QtyCell::default() {
                         let member = (i / self.instruments) as u32;
                         let instrument = (i % self.instruments) as u32;

@@ -65,6 +65,59 @@ pub struct RefData {
     instrument_index: IdIndex,
     /// Per member: `status == active`, the one status check of every trade.
     member_active: Vec<bool>,
+    /// Per instrument, what every trade in it is checked against, packed together away from
+    /// the instrument's strings.
+    trade_rules: Vec<TradeRules>,
+}
+
+/// The per-trade rules of one instrument.
+#[derive(Debug, Clone, Copy)]
+pub struct TradeRules {
+    pub price_scale: u32,
+    pub lot: MultipleOf,
+    /// Decimals of the instrument's currency.
+    pub minor_digits: u32,
+}
+
+/// Tests whether a number is a multiple of a divisor fixed in advance without dividing: a
+/// `%` by a divisor known only at run time is among the slowest instructions, and every
+/// trade's quantity is checked against its lot size.
+///
+/// For `d = 2^k × odd`, `n` is a multiple of `d` exactly when its low `k` bits are zero and
+/// `(n >> k) × odd⁻¹ mod 2^64 ≤ (2^64 − 1) / odd` (multiplication by the inverse of `odd`
+/// maps the multiples of `odd` onto `0..=(2^64 − 1) / odd` and everything else above it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MultipleOf {
+    shift: u32,
+    inverse: u64,
+    limit: u64,
+}
+
+impl MultipleOf {
+    /// The test for multiples of `divisor` (> 0).
+    pub fn new(divisor: u64) -> MultipleOf {
+        assert!(divisor > 0, "a multiple of zero is undefined");
+        let shift = divisor.trailing_zeros();
+        let odd = divisor >> shift;
+        // Newton's iteration for the inverse modulo 2^64: `odd` is its own inverse modulo 8
+        // (3 bits), and each step doubles the correct bits (6, 12, 24, 48, 96).
+        let mut inverse = odd;
+        for _ in 0..5 {
+            inverse = inverse.wrapping_mul(2u64.wrapping_sub(odd.wrapping_mul(inverse)));
+        }
+        debug_assert_eq!(odd.wrapping_mul(inverse), 1);
+        MultipleOf {
+            shift,
+            inverse,
+            limit: u64::MAX / odd,
+        }
+    }
+
+    #[inline]
+    pub fn divides(&self, n: u64) -> bool {
+        let low_bits = (1u64 << self.shift) - 1;
+        n & low_bits == 0 && (n >> self.shift).wrapping_mul(self.inverse) <= self.limit
+    }
 }
 
 /// Ids to dense indexes, for the lookups of every trade row (an instrument and two members).
@@ -258,6 +311,15 @@ impl RefData {
             .iter()
             .map(|m| m.status == MemberStatus::Active)
             .collect();
+        let trade_rules = instruments
+            .iter()
+            .map(|i| TradeRules {
+                price_scale: i.price_scale,
+                // Lot sizes are validated > 0 when instruments.csv is read.
+                lot: MultipleOf::new(i.lot_size.unsigned_abs().max(1)),
+                minor_digits: i.currency.minor_digits(),
+            })
+            .collect();
         Ok(RefData {
             platform,
             members,
@@ -268,7 +330,13 @@ impl RefData {
             member_index,
             instrument_index,
             member_active,
+            trade_rules,
         })
+    }
+
+    #[inline]
+    pub fn trade_rules(&self, idx: InstrumentIdx) -> &TradeRules {
+        &self.trade_rules[idx.0 as usize]
     }
 
     #[inline]
@@ -354,6 +422,52 @@ mod tests {
                 assert!(!same_bytes(&a, &b), "length {n}, byte {k}");
             }
             assert!(!same_bytes(&a, &a[..n.saturating_sub(1)]) || n == 0);
+        }
+    }
+
+    #[test]
+    fn multiple_of_agrees_with_the_remainder_on_edges() {
+        for d in [
+            1u64,
+            2,
+            3,
+            7,
+            8,
+            10,
+            100,
+            1 << 63,
+            u64::MAX,
+            u64::MAX - 1,
+            1_000_000_007,
+        ] {
+            let m = MultipleOf::new(d);
+            for n in [
+                0u64,
+                1,
+                d - 1,
+                d,
+                d.wrapping_add(1),
+                d.wrapping_mul(2),
+                d.wrapping_mul(3),
+                u64::MAX,
+            ] {
+                assert_eq!(m.divides(n), n % d == 0, "{n} by {d}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn multiple_of_agrees_with_the_remainder(d in 1u64..=u64::MAX, k in 0u64..1000, n: u64, small in 1u64..1000) {
+            for d in [d, small] {
+                let m = MultipleOf::new(d);
+                proptest::prop_assert_eq!(m.divides(n), n % d == 0);
+                let multiple = d.wrapping_mul(k);
+                if multiple / d.max(1) == k || d == 0 {
+                    proptest::prop_assert_eq!(m.divides(multiple), multiple % d == 0);
+                }
+                proptest::prop_assert_eq!(m.divides(multiple.wrapping_add(1)), multiple.wrapping_add(1) % d == 0);
+            }
         }
     }
 }

@@ -30,6 +30,16 @@ pub struct TradeCounts {
 pub struct DayDate {
     pub date: BusinessDate,
     pub set_by: Location,
+    /// `date` as `YYYY-MM-DD`: a row whose date is this text needs no parsing.
+    text: [u8; 10],
+}
+
+impl DayDate {
+    pub fn new(date: BusinessDate, set_by: Location) -> DayDate {
+        let mut text = [0u8; 10];
+        text.copy_from_slice(date.to_string().as_bytes());
+        DayDate { date, set_by, text }
+    }
 }
 
 /// Validates rows, drops exact duplicates and nets the rest.
@@ -100,6 +110,9 @@ pub fn check_day(
     line: u64,
     t: &TradeFields<'_>,
 ) -> Result<(), TradeProblem> {
+    if matches!(day, Some(day) if day.text == t.business_date.as_bytes()) {
+        return Ok(());
+    }
     let date = parse_business_date(t)?;
     match day {
         Some(day) if day.date != date => Err((
@@ -112,10 +125,7 @@ pub fn check_day(
         )),
         Some(_) => Ok(()),
         None => {
-            *day = Some(DayDate {
-                date,
-                set_by: Location::new(file, line),
-            });
+            *day = Some(DayDate::new(date, Location::new(file, line)));
             Ok(())
         }
     }
@@ -158,7 +168,65 @@ pub fn key_of(refs: &RefData, column: KeyColumn, id: &str) -> Option<u32> {
 
 /// [`check_against_reference`], where `keys` holds [`key_of`]'s answers for some of the
 /// trade's ids (the others are looked up): the same checks in the same order.
+#[inline]
 pub fn check_with_keys(
+    refs: &RefData,
+    t: &TradeFields<'_>,
+    keys: TradeKeys,
+) -> Result<ValidTrade, TradeProblem> {
+    match valid_trade(refs, t, keys) {
+        Some(valid) => Ok(valid),
+        None => explain_refusal(refs, t, keys),
+    }
+}
+
+/// The checks of [`explain_refusal`] as one yes/no, for the hot loop: it builds no message,
+/// and its small answer comes back in registers (the full `Result`, with three strings in
+/// its error, came back through memory on every row).
+#[inline]
+fn valid_trade(refs: &RefData, t: &TradeFields<'_>, keys: TradeKeys) -> Option<ValidTrade> {
+    let instrument = match keys.instrument {
+        Some(k) => InstrumentIdx(k),
+        None => refs.instrument_idx(t.instrument)?,
+    };
+    let member = |key: Option<u32>, id: &str| {
+        let idx = match key {
+            Some(k) => MemberIdx(k),
+            None => refs.member_idx(id)?,
+        };
+        refs.is_active(idx).then_some(idx)
+    };
+    let buyer = member(keys.buyer, t.buyer)?;
+    let seller = member(keys.seller, t.seller)?;
+    let rules = refs.trade_rules(instrument);
+    let valid = buyer != seller
+        && t.price.is_positive()
+        && t.price.scale <= rules.price_scale
+        && t.quantity > 0
+        && rules.lot.divides(t.quantity.unsigned_abs());
+    if !valid {
+        return None;
+    }
+    let amount_minor = trade_amount_minor(
+        t.price.mantissa,
+        t.price.scale,
+        t.quantity,
+        rules.minor_digits,
+    )?;
+    Some(ValidTrade {
+        buyer,
+        seller,
+        instrument,
+        amount_minor,
+        quantity: t.quantity,
+    })
+}
+
+/// Every check of a trade against the reference data, in order, with the reason of the first
+/// that fails; the rows [`valid_trade`] refuses come here for their message.
+#[cold]
+#[inline(never)]
+fn explain_refusal(
     refs: &RefData,
     t: &TradeFields<'_>,
     keys: TradeKeys,
@@ -198,17 +266,21 @@ pub fn check_with_keys(
             "is the same member as the buyer".to_string(),
         ));
     }
-    let instrument = refs.instrument(instrument_idx);
+    let rules = refs.trade_rules(instrument_idx);
+    // The instrument's strings are read only to word a refusal.
+    let instrument = || refs.instrument(instrument_idx);
     if !t.price.is_positive() {
         return Err(("price", t.price.to_text(), "must be > 0".to_string()));
     }
-    if t.price.scale > instrument.price_scale {
+    if t.price.scale > rules.price_scale {
         return Err((
             "price",
             t.price.to_text(),
             format!(
                 "has {} decimals, instrument {} allows {}",
-                t.price.scale, instrument.instrument, instrument.price_scale
+                t.price.scale,
+                instrument().instrument,
+                rules.price_scale
             ),
         ));
     }
@@ -219,13 +291,14 @@ pub fn check_with_keys(
             "must be > 0".to_string(),
         ));
     }
-    if instrument.lot_size != 1 && t.quantity % instrument.lot_size != 0 {
+    if !rules.lot.divides(t.quantity.unsigned_abs()) {
         return Err((
             "quantity",
             t.quantity.to_string(),
             format!(
                 "is not a multiple of the lot size {} of {}",
-                instrument.lot_size, instrument.instrument
+                instrument().lot_size,
+                instrument().instrument
             ),
         ));
     }
@@ -233,7 +306,7 @@ pub fn check_with_keys(
         t.price.mantissa,
         t.price.scale,
         t.quantity,
-        instrument.currency.minor_digits(),
+        rules.minor_digits,
     )
     .ok_or_else(|| {
         (
@@ -241,7 +314,7 @@ pub fn check_with_keys(
             t.quantity.to_string(),
             format!(
                 "price × quantity overflows the amount range of {}",
-                instrument.currency
+                instrument().currency
             ),
         )
     })?;
@@ -373,6 +446,51 @@ mod tests {
                 trade_amount_minor(mantissa, scale, quantity, digits),
                 amount_in_128_bits(mantissa, scale, quantity, digits)
             );
+        }
+    }
+
+    use proptest::prelude::Strategy as _;
+
+    fn day1_refs() -> RefData {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../samples/day1");
+        crate::reference::load_dir(&dir)
+            .expect("readable")
+            .expect("valid reference data")
+    }
+
+    proptest::proptest! {
+        /// The yes/no fast path accepts exactly what the explaining checks accept, with the same
+        /// result, whether the ids come as keys or as text.
+        #[test]
+        fn the_fast_check_agrees_with_the_explained_one(
+            instrument in proptest::sample::select(vec!["600519", "510300", "FUNDX", "AAPL", "TSLA", "NOPE"]),
+            buyer in proptest::sample::select(vec!["ALPHA", "BETA", "ZETA", "NOBODY"]),
+            seller in proptest::sample::select(vec!["ALPHA", "GAMMA", "ZETA", "NOBODY"]),
+            mantissa in proptest::prop_oneof![-5i64..100_000, proptest::prelude::any::<i64>()],
+            scale in 0u32..6,
+            quantity in proptest::prop_oneof![-3i64..1_000, (1i64..50).prop_map(|k| k * 100), proptest::prelude::any::<i64>()],
+            with_keys in proptest::prelude::any::<[bool; 3]>(),
+        ) {
+            let refs = day1_refs();
+            let t = TradeFields {
+                trade_id: "T1",
+                business_date: "2026-11-25",
+                instrument,
+                buyer,
+                seller,
+                price: clearhouse_formats::money::Decimal { mantissa, scale },
+                quantity,
+                executed_at: None,
+            };
+            let key = |on: bool, column: KeyColumn, id: &str| if on { key_of(&refs, column, id) } else { None };
+            let keys = TradeKeys {
+                instrument: key(with_keys[0], KeyColumn::Instrument, instrument),
+                buyer: key(with_keys[1], KeyColumn::Member, buyer),
+                seller: key(with_keys[2], KeyColumn::Member, seller),
+            };
+            let explained = explain_refusal(&refs, &t, keys);
+            proptest::prop_assert_eq!(valid_trade(&refs, &t, keys), explained.clone().ok());
+            proptest::prop_assert_eq!(check_with_keys(&refs, &t, keys), explained);
         }
     }
 }
