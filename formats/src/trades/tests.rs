@@ -779,3 +779,107 @@ fn parquet_row_group_parts_read_like_the_whole_file_and_ask_keys_per_entry() {
         assert!(sink.asked <= 10 * (3 + 4 + 4), "{}", sink.asked);
     }
 }
+
+/// One random row for the fast/per-row comparison: mostly good values, some of each kind of
+/// bad one.
+fn fast_path_row() -> impl Strategy<
+    Value = (
+        String,
+        String,
+        String,
+        String,
+        String,
+        i128,
+        i64,
+        Option<String>,
+    ),
+> {
+    let id = prop_oneof![
+        8 => (0u32..500).prop_map(|n| format!("T{n:06}")),
+        1 => Just(String::new()),
+        1 => Just("T 1".to_string()),
+    ];
+    let date = prop_oneof![
+        8 => Just("2026-11-25".to_string()),
+        1 => Just("2026-02-30".to_string()),
+        1 => Just("2026-11-26".to_string()),
+    ];
+    let instrument = prop_oneof![
+        8 => (1u32..4).prop_map(|n| format!("I{n}")),
+        1 => Just("bad id".to_string()),
+    ];
+    // "X.." ids are ids the sink does not know: no key, the per-row path.
+    let member = prop_oneof![
+        8 => (1u32..5).prop_map(|n| format!("M{n}")),
+        1 => Just("X9".to_string()),
+        1 => Just(String::new()),
+    ];
+    let executed = prop_oneof![
+        4 => Just(Some("2026-11-25T09:30:00.125Z".to_string())),
+        2 => Just(None),
+        1 => Just(Some(String::new())),
+        1 => Just(Some("2026-11-25T25:00:00Z".to_string())),
+        1 => Just(Some("2026-13-25T09:30:00Z".to_string())),
+    ];
+    (
+        id,
+        date,
+        instrument,
+        member.clone(),
+        member,
+        prop_oneof![8 => 1i128..1_000_000, 1 => Just(0i128), 1 => Just(-5i128)],
+        prop_oneof![8 => 1i64..10_000, 1 => Just(0i64), 1 => Just(-7i64)],
+        executed,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// The fast path for clean batches takes exactly the rows the per-row path accepts and
+    /// decodes them to the same fields and keys; the rows it leaves get the same errors.
+    /// (An INT32 quantity column, read to the same values, is never taken by the fast path.)
+    #[test]
+    fn parquet_fast_path_reads_like_the_per_row_path(
+        rows in proptest::collection::vec(fast_path_row(), 1..60),
+    ) {
+        let column = |f: &dyn Fn(&(String, String, String, String, String, i128, i64, Option<String>)) -> String| {
+            rows.iter().map(f).collect::<Vec<String>>()
+        };
+        let ids = column(&|r| r.0.clone());
+        let rest = |narrow: bool| -> Vec<(&'static str, ArrayRef)> {
+            let text = |v: &[String]| -> ArrayRef { Arc::new(StringArray::from_iter_values(v)) };
+            let quantities = rows.iter().map(|r| r.6);
+            let quantity: ArrayRef = if narrow {
+                let narrowed = quantities.map(|q| i32::try_from(q).unwrap());
+                Arc::new(arrow_array::Int32Array::from_iter_values(narrowed))
+            } else {
+                Arc::new(Int64Array::from_iter_values(quantities))
+            };
+            vec![
+                ("trade_id", text(&ids)),
+                ("business_date", text(&column(&|r| r.1.clone()))),
+                ("instrument", text(&column(&|r| r.2.clone()))),
+                ("buyer", text(&column(&|r| r.3.clone()))),
+                ("seller", text(&column(&|r| r.4.clone()))),
+                ("price", decimals(&rows.iter().map(|r| r.5).collect::<Vec<_>>(), 18, 3)),
+                ("quantity", quantity),
+                (
+                    "executed_at",
+                    Arc::new(StringArray::from(rows.iter().map(|r| r.7.clone()).collect::<Vec<_>>())),
+                ),
+            ]
+        };
+        let read_keyed = |narrow: bool| {
+            let (_dir, path) = parquet_file(rest(narrow));
+            let mut sink = KeyedCollect::default();
+            read_trades(&path, TradeFormat::Parquet, &mut sink).unwrap();
+            sink
+        };
+        let fast = read_keyed(false);
+        let per_row = read_keyed(true);
+        prop_assert_eq!(&fast.inner.trades, &per_row.inner.trades);
+        prop_assert_eq!(fast.inner.shown(), per_row.inner.shown());
+        prop_assert_eq!(fast.keyed_rows, per_row.keyed_rows);
+    }
+}
