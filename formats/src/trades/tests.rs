@@ -843,7 +843,7 @@ proptest! {
     fn parquet_fast_path_reads_like_the_per_row_path(
         rows in proptest::collection::vec(fast_path_row(), 1..60),
     ) {
-        let column = |f: &dyn Fn(&(String, String, String, String, String, i128, i64, Option<String>)) -> String| {
+        let column = |f: &dyn Fn(&RowValues) -> String| {
             rows.iter().map(f).collect::<Vec<String>>()
         };
         let ids = column(&|r| r.0.clone());
