@@ -780,20 +780,21 @@ fn parquet_row_group_parts_read_like_the_whole_file_and_ask_keys_per_entry() {
     }
 }
 
+/// trade_id, business_date, instrument, buyer, seller, unscaled price, quantity, executed_at.
+type RowValues = (
+    String,
+    String,
+    String,
+    String,
+    String,
+    i128,
+    i64,
+    Option<String>,
+);
+
 /// One random row for the fast/per-row comparison: mostly good values, some of each kind of
 /// bad one.
-fn fast_path_row() -> impl Strategy<
-    Value = (
-        String,
-        String,
-        String,
-        String,
-        String,
-        i128,
-        i64,
-        Option<String>,
-    ),
-> {
+fn fast_path_row() -> impl Strategy<Value = RowValues> {
     let id = prop_oneof![
         8 => (0u32..500).prop_map(|n| format!("T{n:06}")),
         1 => Just(String::new()),
