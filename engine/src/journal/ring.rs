@@ -148,10 +148,14 @@ impl Shared {
         self.check_record(payload)?;
         self.check_not_failed()?;
         let len = frame_len(payload.len());
+        // The sums come before the claim: its locked instruction waits for this thread's
+        // earlier stores (the previous frame, into lines the writer last touched) to complete,
+        // and hashing first gives them that time instead of stalling on them.
+        let header = producer_header(RecordKind::Data, payload);
         let start = self.claim(len)?;
         // SAFETY: `claim` returned a range of `len` bytes that this thread owns, that does not
         // cross the end of the ring and that the writer has zeroed.
-        unsafe { self.write_data_frame(start, payload) };
+        unsafe { self.write_data_frame(start, &header, payload) };
         self.work.0.notify();
         Ok(start + len as u64)
     }
@@ -183,8 +187,9 @@ impl Shared {
             let mut pos = self.claim(chunk_len)?;
             for payload in &rest[..count] {
                 let payload = payload.as_ref();
+                let header = producer_header(RecordKind::Data, payload);
                 // SAFETY: sub-range of a claim owned by this thread, see `append`.
-                unsafe { self.write_data_frame(pos, payload) };
+                unsafe { self.write_data_frame(pos, &header, payload) };
                 pos += frame_len(payload.len()) as u64;
             }
             self.work.0.notify();
@@ -249,14 +254,18 @@ impl Shared {
 
     /// # Safety
     /// `[start, start + frame_len(payload.len()))` must be a zeroed range owned by the caller that
-    /// does not cross the end of the ring.
-    unsafe fn write_data_frame(&self, start: u64, payload: &[u8]) {
+    /// does not cross the end of the ring, and `header` the producer header of `payload`.
+    unsafe fn write_data_frame(
+        &self,
+        start: u64,
+        header: &[u8; RECORD_HEADER_LEN],
+        payload: &[u8],
+    ) {
         let idx = start as usize & self.mask;
         let base = self.memory.base.as_ptr().add(idx);
         // The commit word (bytes 0..4) may be read concurrently by the writer: it is only ever
         // touched atomically. The rest of the header (length, payload CRC and digest) and the
         // payload are plain writes, published by the release store of the commit word.
-        let header = producer_header(RecordKind::Data, payload);
         std::ptr::copy_nonoverlapping(header[4..].as_ptr(), base.add(4), RECORD_HEADER_LEN - 4);
         let payload_at = base.add(RECORD_HEADER_LEN);
         std::ptr::copy_nonoverlapping(payload.as_ptr(), payload_at, payload.len());
