@@ -629,11 +629,15 @@ mod tests {
 
     #[test]
     fn a_quantity_entry_that_would_overflow_changes_nothing() {
-        let mut book = Book::default();
+        let mut book = Book::from_snapshot(&Snapshot::default(), ["@DEP".to_string()].into());
         book.post(
             "OPENPOS-X",
             kind::OPENING_POSITION,
-            &[leg("A", "X", 5), leg("B", "X", i64::MAX - 5)],
+            &[
+                leg("A", "X", 5),
+                leg("B", "X", i64::MAX - 5),
+                leg("@DEP", "X", -i64::MAX),
+            ],
         )
         .unwrap();
         let before = (book.changed_positions(), book.legs());
