@@ -81,9 +81,23 @@ impl Interner {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AccountId(u32);
 
+impl AccountId {
+    /// The account's index in [`Postings::accounts`].
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
 /// An asset (currency code or instrument) of the book, by number: see [`Book::asset_id`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AssetId(u32);
+
+impl AssetId {
+    /// The asset's index in [`Postings::assets`].
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
 
 /// One leg of an entry to post, by ids: `(account, asset, amount)`.
 pub type LegIds = (AccountId, AssetId, i64);
@@ -156,11 +170,21 @@ impl Postings {
         self.legs.is_empty()
     }
 
+    /// Each entry's rank by entry id (entries with the same id share one).
+    pub fn entry_ranks(&self) -> Vec<u32> {
+        ranks(self.entries.iter().map(|(id, _)| id.as_str()))
+    }
+
+    /// Each account's rank by name.
+    pub fn account_ranks(&self) -> Vec<u32> {
+        ranks(self.accounts.iter().map(String::as_str))
+    }
+
     /// The legs in `(entry_id, account, asset)` order, as postings.csv lists them. Sorted by
     /// precomputed name ranks, so a million legs sort without comparing a string.
     pub fn sorted(&self) -> Vec<&PostedLeg> {
-        let entries = ranks(self.entries.iter().map(|(id, _)| id.as_str()));
-        let accounts = ranks(self.accounts.iter().map(String::as_str));
+        let entries = self.entry_ranks();
+        let accounts = self.account_ranks();
         let assets = ranks(self.assets.iter().map(String::as_str));
         let mut sorted: Vec<&PostedLeg> = self.legs.iter().collect();
         // Stable: legs with the same names keep their posting order.
@@ -373,31 +397,45 @@ impl Book {
         for (&(account, _), p) in &self.positions {
             touched[account as usize] |= p.touched;
         }
-        let mut by_account: Vec<Vec<(u32, i64)>> = vec![Vec::new(); touched.len()];
+        // Bucketed by asset rank first, then dealt to accounts in rank order: every account's
+        // set comes out sorted by instrument without a sort per account.
+        let asset_ranks = self.assets.ranks();
+        let mut by_rank: Vec<Vec<(u32, i64)>> = vec![Vec::new(); asset_ranks.len()];
         for (&(account, asset), p) in &self.positions {
             if touched[account as usize] && p.quantity != 0 {
-                by_account[account as usize].push((asset, p.quantity));
+                by_rank[asset_ranks[asset as usize] as usize].push((account, p.quantity));
             }
         }
-        let by_account = by_account
+        let mut by_account: Vec<Vec<(u32, i64)>> = vec![Vec::new(); touched.len()];
+        let mut rank_asset = vec![0u32; asset_ranks.len()];
+        for (asset, rank) in asset_ranks.iter().enumerate() {
+            rank_asset[*rank as usize] = asset as u32;
+        }
+        for (rank, bucket) in by_rank.iter().enumerate() {
+            for &(account, quantity) in bucket {
+                by_account[account as usize].push((rank_asset[rank], quantity));
+            }
+        }
+        let mut sets: Vec<(String, PositionSet)> = by_account
             .into_iter()
             .enumerate()
             .filter(|(account, _)| touched[*account])
-            .map(|(account, set)| (account as u32, set));
-        let asset_ranks = self.assets.ranks();
-        let mut sets: Vec<(String, PositionSet)> = by_account
-            .into_iter()
-            .map(|(account, mut set)| {
-                set.sort_unstable_by_key(|(asset, _)| asset_ranks[*asset as usize]);
+            .map(|(account, set)| {
                 let set = PositionSet::from_sorted(
                     set.iter()
                         .map(|(asset, quantity)| (self.assets.name(*asset), *quantity)),
                 );
-                (self.accounts.name(account).to_string(), set)
+                (self.accounts.name(account as u32).to_string(), set)
             })
             .collect();
         sets.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         sets
+    }
+
+    /// Room for `n` more positions, so that a market's worth of new positions is not
+    /// rehashed again and again while it is posted.
+    pub fn reserve_positions(&mut self, n: usize) {
+        self.positions.reserve(n);
     }
 
     /// Moves `amount_minor` of an account's balance into (> 0) or out of (< 0) its frozen
@@ -468,17 +506,16 @@ impl Book {
             )));
         }
         let quantity = kind::is_quantity(entry_kind);
-        // Check every leg before applying any, so a refused entry changes nothing.
-        for (account, asset, amount) in legs {
+        if quantity {
+            self.apply_quantities(legs)?;
+        }
+        // Money: check every leg before applying any, so a refused entry changes nothing.
+        for (account, asset, amount) in legs.iter().filter(|_| !quantity) {
             if self.account_external[account.0 as usize] {
                 continue;
             }
             let key = (account.0, asset.0);
-            let current = if quantity {
-                self.positions.get(&key).map_or(0, |p| p.quantity)
-            } else {
-                self.balances.get(&key).map_or(0, |b| b.balance_minor)
-            };
+            let current = self.balances.get(&key).map_or(0, |b| b.balance_minor);
             current
                 .checked_add(*amount)
                 .ok_or_else(|| EngineError::Overflow {
@@ -492,9 +529,6 @@ impl Book {
         let entry = self.entries.len() as u32;
         self.entries.push((entry_id.to_string(), entry_kind));
         self.legs.reserve(legs.len());
-        if quantity {
-            self.positions.reserve(legs.len());
-        }
         for &(account, asset, amount) in legs {
             if amount == 0 {
                 continue;
@@ -505,17 +539,58 @@ impl Book {
                 asset,
                 amount,
             });
-            if self.account_external[account.0 as usize] {
+            if quantity || self.account_external[account.0 as usize] {
                 continue;
             }
             let key = (account.0, asset.0);
-            if quantity {
-                let position = self.positions.entry(key).or_default();
-                position.quantity += amount;
-                position.touched = true;
-            } else {
-                self.balances.entry(key).or_default().balance_minor += amount;
-                self.touched_balances.insert(key);
+            self.balances.entry(key).or_default().balance_minor += amount;
+            self.touched_balances.insert(key);
+        }
+        Ok(())
+    }
+
+    /// Applies the position legs of a balanced quantity entry, each checked as it is applied:
+    /// one lookup per leg rather than a checking pass and an applying pass over millions of
+    /// positions. A leg that would overflow undoes the legs before it, so a refused entry
+    /// changes nothing.
+    fn apply_quantities(&mut self, legs: &[LegIds]) -> Result<(), EngineError> {
+        // Each applied leg's key and the position it replaced (`None`: there was none).
+        let mut undo: Vec<(Key, Option<Position>)> = Vec::with_capacity(legs.len());
+        for &(account, asset, amount) in legs {
+            if amount == 0 || self.account_external[account.0 as usize] {
+                continue;
+            }
+            let key = (account.0, asset.0);
+            let slot = self.positions.entry(key);
+            let before = match &slot {
+                std::collections::hash_map::Entry::Occupied(o) => Some(*o.get()),
+                std::collections::hash_map::Entry::Vacant(_) => None,
+            };
+            let position = slot.or_default();
+            match position.quantity.checked_add(amount) {
+                Some(quantity) => {
+                    position.quantity = quantity;
+                    position.touched = true;
+                    undo.push((key, before));
+                }
+                None => {
+                    if before.is_none() {
+                        self.positions.remove(&key);
+                    }
+                    for (key, before) in undo.into_iter().rev() {
+                        match before {
+                            Some(p) => self.positions.insert(key, p),
+                            None => self.positions.remove(&key),
+                        };
+                    }
+                    return Err(EngineError::Overflow {
+                        what: format!(
+                            "balance of {} in {}",
+                            self.accounts.name(account.0),
+                            self.assets.name(asset.0)
+                        ),
+                    });
+                }
             }
         }
         Ok(())
@@ -550,6 +625,38 @@ mod tests {
         assert!(err.to_string().contains("does not balance"));
         assert!(book.balances().is_empty());
         assert!(book.legs().is_empty());
+    }
+
+    #[test]
+    fn a_quantity_entry_that_would_overflow_changes_nothing() {
+        let mut book = Book::from_snapshot(&Snapshot::default(), ["@DEP".to_string()].into());
+        book.post(
+            "OPENPOS-X",
+            kind::OPENING_POSITION,
+            &[
+                leg("A", "X", 5),
+                leg("B", "X", i64::MAX - 5),
+                leg("@DEP", "X", -i64::MAX),
+            ],
+        )
+        .unwrap();
+        let before = (book.changed_positions(), book.legs());
+        let err = book
+            .post(
+                "SEC-X",
+                kind::SECURITIES,
+                &[
+                    leg("C", "X", -1),
+                    leg("A", "X", -4),
+                    leg("B", "X", 6),
+                    leg("D", "X", -1),
+                ],
+            )
+            .unwrap_err();
+        assert!(matches!(err, EngineError::Overflow { .. }), "{err}");
+        assert_eq!((book.changed_positions(), book.legs()), before);
+        assert_eq!(book.position("C", "X"), 0);
+        assert_eq!(book.position("A", "X"), 5);
     }
 
     #[test]

@@ -827,17 +827,18 @@ impl Batch<'_> {
         let postings = book.take_postings();
         let mut rejects = self.rejects.clone();
         rejects.extend(effects.refused.iter().cloned());
-        // The two files that grow with the market (a row per member and instrument) render on
-        // a second core while this one renders the rest and packs the positions.
+        // The files that grow with the market (a row per member and instrument): security
+        // positions (CSV and Parquet) render on a second core while this one renders postings,
+        // the rest and packs the positions.
         let (large, small, position_sets) = std::thread::scope(|scope| {
             let large = scope.spawn(|| -> Result<Files, EngineError> {
                 let mut files = Files::new();
                 outputs::render_security_positions(refs, nets, &mut files)?;
-                outputs::render_postings(&postings, &mut files)?;
                 Ok(files)
             });
             let small = (|| -> Result<Files, EngineError> {
                 let mut files = Files::new();
+                outputs::render_postings(&postings, &mut files)?;
                 outputs::render_member_positions(refs, nets, &mut files)?;
                 outputs::render_bank_positions(&bank_nets, &mut files)?;
                 outputs::render_instructions(&instructions, &mut files)?;
@@ -995,11 +996,18 @@ impl Batch<'_> {
         timer.lap("commit");
 
         let out_dir = out_dir_for(self.opts, self.date);
-        outputs::write_files(&out_dir, &write.outputs).map_err(|cause| {
-            EngineError::OutputsNotWritten {
-                date: self.date.to_string(),
-                cause: Box::new(cause),
+        // The ledger's checkpoint (the batch copied from the WAL into the ledger file) runs
+        // while the outputs are written: both mostly wait on the disk.
+        let checkpointer = ledger.checkpointer();
+        let written = std::thread::scope(|scope| {
+            if let Some(c) = checkpointer {
+                scope.spawn(|| c.run());
             }
+            outputs::write_files(&out_dir, &write.outputs)
+        });
+        written.map_err(|cause| EngineError::OutputsNotWritten {
+            date: self.date.to_string(),
+            cause: Box::new(cause),
         })?;
         timer.lap("write");
         Ok(RunReport {

@@ -596,40 +596,70 @@ impl Ledger {
             self.create()?;
         }
         let path = self.path.clone();
-        // Compressed before the transaction, which should hold the write lock only to write.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let stored_outputs = packed::encode_outputs(&batch.outputs, threads);
         let Some(conn) = self.conn.as_ref() else {
             return Err(no_ledger(path));
         };
-        let tx = conn.write_tx().map_err(|source| sql(&path, source))?;
-        let inserted = tx.execute(
-            "INSERT INTO batches (business_date, input_digest, summary) VALUES (?1, ?2, ?3)",
-            &[
-                &batch.business_date,
-                &batch.input_digest,
-                &batch.summary_json,
-            ],
-        );
-        match inserted {
-            Ok(_) => {}
-            Err(e) if e.is_unique_violation() => {
-                return Err(LedgerError::AlreadyPosted {
-                    path,
-                    business_date: batch.business_date.clone(),
-                })
+        // The outputs compress on the other core while this one writes the rest of the batch:
+        // the write lock is held for the longer of the two, not their sum.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        std::thread::scope(|scope| {
+            let compressing = scope
+                .spawn(|| packed::encode_outputs(&batch.outputs, threads.saturating_sub(1).max(1)));
+            let stored_outputs = || compressing.join().expect("an output compressor panicked");
+            let tx = conn.write_tx().map_err(|source| sql(&path, source))?;
+            let inserted = tx.execute(
+                "INSERT INTO batches (business_date, input_digest, summary) VALUES (?1, ?2, ?3)",
+                &[
+                    &batch.business_date,
+                    &batch.input_digest,
+                    &batch.summary_json,
+                ],
+            );
+            match inserted {
+                Ok(_) => {}
+                Err(e) if e.is_unique_violation() => {
+                    return Err(LedgerError::AlreadyPosted {
+                        path,
+                        business_date: batch.business_date.clone(),
+                    })
+                }
+                Err(e) => return Err(classify(&path, e)),
             }
-            Err(e) => return Err(classify(&path, e)),
+            check_version(&tx, based_on, &path)?;
+            write_batch(&tx, batch, stored_outputs).map_err(|source| classify(&path, source))?;
+            tx.execute(
+                "UPDATE meta SET value = value + 1 WHERE key = 'version'",
+                &[],
+            )
+            .map_err(|source| classify(&path, source))?;
+            crate::faults::point("posting:before-commit");
+            // SQLite: the batch goes to the WAL only; copying it into the ledger file is left
+            // to a checkpoint the caller can overlap with writing the outputs
+            // ([`Ledger::checkpointer`]). Durable either way: a committed WAL is the ledger.
+            let defer = tx.dialect() == Dialect::Sqlite;
+            if defer {
+                tx.batch("PRAGMA wal_autocheckpoint = 0")
+                    .map_err(|source| classify(&path, source))?;
+            }
+            let committed = tx.commit().map_err(|source| classify(&path, source));
+            if defer {
+                // Later writes of this connection checkpoint as SQLite does by default.
+                let restored = conn.batch("PRAGMA wal_autocheckpoint = 1000");
+                committed?;
+                return restored.map_err(|source| sql(&path, source));
+            }
+            committed
+        })
+    }
+
+    /// A checkpoint of this ledger's WAL that can run on another thread.
+    pub fn checkpointer(&self) -> Option<Checkpointer> {
+        match &self.location {
+            Location::Sqlite(file) if self.conn.is_some() => {
+                Some(Checkpointer { file: file.clone() })
+            }
+            _ => None,
         }
-        check_version(&tx, based_on, &path)?;
-        write_batch(&tx, batch, &stored_outputs).map_err(|source| classify(&path, source))?;
-        tx.execute(
-            "UPDATE meta SET value = value + 1 WHERE key = 'version'",
-            &[],
-        )
-        .map_err(|source| classify(&path, source))?;
-        crate::faults::point("posting:before-commit");
-        tx.commit().map_err(|source| classify(&path, source))
     }
 
     /// The open connection, for the read queries of reconciliation, suspense assignment and
@@ -761,6 +791,24 @@ impl Ledger {
         check_postgres_schema(&db, &path)?;
         self.conn = Some(db);
         Ok(())
+    }
+}
+
+/// Copies a committed batch from the WAL into the ledger file on its own connection, so that
+/// it can overlap other work.
+pub struct Checkpointer {
+    file: PathBuf,
+}
+
+impl Checkpointer {
+    /// Best effort: the batch is durable in the WAL already, and a checkpoint that does not
+    /// run (or fails) is done by the next commit or by the last connection to close.
+    pub fn run(self) {
+        if let Ok(conn) = Connection::open_with_flags(&self.file, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        {
+            let _ = conn.busy_timeout(std::time::Duration::from_secs(5));
+            let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+        }
     }
 }
 
@@ -944,9 +992,13 @@ fn position_sets(positions: &BTreeMap<(String, String), i64>) -> Vec<(String, Po
     sets
 }
 
-/// `stored_outputs`: `batch.outputs` compressed ([`packed::encode_outputs`]). The batch's
-/// own row is written by [`Ledger::commit`], first.
-fn write_batch(tx: &Db, batch: &BatchWrite, stored_outputs: &[Vec<u8>]) -> Result<(), DbError> {
+/// `stored_outputs` gives `batch.outputs` compressed ([`packed::encode_outputs`]), called
+/// once the rest is written. The batch's own row is written by [`Ledger::commit`], first.
+fn write_batch(
+    tx: &Db,
+    batch: &BatchWrite,
+    stored_outputs: impl FnOnce() -> Vec<Vec<u8>>,
+) -> Result<(), DbError> {
     for (account, bank) in &batch.account_banks {
         tx.execute(
             "INSERT INTO accounts (account, bank) VALUES (?1, ?2)
@@ -971,12 +1023,13 @@ fn write_batch(tx: &Db, batch: &BatchWrite, stored_outputs: &[Vec<u8>]) -> Resul
             &[bank, currency, balance],
         )?;
     }
-    packed::write_legs(tx, &batch.business_date, batch.entries.iter(), || {
+    packed::write_postings(tx, &batch.business_date, &batch.entries, || {
         crate::faults::point("posting:middle")
     })?;
     write_fund_events(tx, batch)?;
     write_settlement(tx, batch)?;
-    for ((name, _), content) in batch.outputs.iter().zip(stored_outputs) {
+    let stored_outputs = stored_outputs();
+    for ((name, _), content) in batch.outputs.iter().zip(&stored_outputs) {
         tx.execute(
             "INSERT INTO outputs (business_date, name, encoding, content)
              VALUES (?1, ?2, 'zstd', ?3)",

@@ -9,7 +9,8 @@ use std::path::Path;
 use clearhouse_formats::model::RowError;
 use clearhouse_formats::money::{AmountMinor, Currency};
 use clearhouse_formats::table::{
-    Cell, ColumnKind, CsvTableWriter, ParquetTableWriter, TableError, TableSpec,
+    push_amount_text, push_int_text, Cell, ColumnKind, CsvTableWriter, ParquetTableWriter,
+    TableError, TableSpec,
 };
 
 use crate::banks::BankNet;
@@ -281,23 +282,30 @@ pub fn render_balances(
 
 /// The batch's legs, sorted by entry id, account and asset.
 pub fn render_postings(postings: &Postings, files: &mut Files) -> Result<(), EngineError> {
-    use std::fmt::Write as _;
     let mut t = Table::new(POSTINGS, false)?;
-    let mut amount = String::new();
-    for leg in postings.sorted() {
-        let leg = postings.leg(leg);
+    // Each money asset's currency looked up once, not once per leg.
+    let mut currencies: Vec<Option<Option<Currency>>> = vec![None; postings.assets.len()];
+    let mut amount = Vec::new();
+    for posted in postings.sorted() {
+        let leg = postings.leg(posted);
         amount.clear();
         if kind::is_quantity(leg.kind) {
-            let _ = write!(amount, "{}", leg.amount);
+            push_int_text(&mut amount, leg.amount);
         } else {
-            amount.push_str(&currency_of(leg.asset)?.format(AmountMinor(leg.amount)));
+            let currency = *currencies[posted.asset.index()]
+                .get_or_insert_with(|| Currency::from_code(leg.asset));
+            let c = match currency {
+                Some(c) => c,
+                None => currency_of(leg.asset)?,
+            };
+            push_amount_text(&mut amount, AmountMinor(leg.amount), c);
         }
         t.row(&[
             Cell::Text(leg.entry_id),
             Cell::Text(leg.kind),
             Cell::Text(leg.account),
             Cell::Text(leg.asset),
-            Cell::Text(&amount),
+            Cell::Text(std::str::from_utf8(&amount).expect("numbers print as ASCII")),
         ])?;
     }
     t.finish(files)
@@ -393,7 +401,9 @@ pub fn render_defaults(
 }
 
 /// Writes each file under a temporary name, syncs it, then renames it into place, so a
-/// reader (or a crash) never sees half a file.
+/// reader (or a crash) never sees half a file. The files are written and synced on two
+/// threads, so that one file's sync waits on the disk while the other thread copies; the
+/// renames follow, in order, once every file is durable.
 pub fn write_files(dir: &Path, files: &Files) -> Result<(), EngineError> {
     std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
     // A run that died mid-write may have left temporary files: they are never outputs.
@@ -404,25 +414,51 @@ pub fn write_files(dir: &Path, files: &Files) -> Result<(), EngineError> {
             let _ = std::fs::remove_file(entry.path());
         }
     }
-    for (i, (name, content)) in files.iter().enumerate() {
-        if i == files.len() / 2 {
-            crate::faults::point("outputs:middle");
-        }
-        let path = dir.join(name);
-        let tmp = dir.join(format!(".{name}.tmp"));
+    let tmp_of = |name: &str| dir.join(format!(".{name}.tmp"));
+    let write_one = |name: &str, content: &[u8]| -> Result<(), (String, std::io::Error)> {
+        let tmp = tmp_of(name);
         let write = || -> std::io::Result<()> {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp)?;
             f.write_all(content)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)
+            f.sync_all()
         };
-        if let Err(e) = write() {
-            // A full disk leaves a half-written temporary file: remove it now rather than
-            // leave its space taken until the next run.
-            let _ = std::fs::remove_file(&tmp);
-            return Err(EngineError::io(&path, e));
+        write().map_err(|e| (name.to_string(), e))
+    };
+    // Largest first, dealt to whichever lane has less to write.
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(files[i].1.len()));
+    let mut lanes: [(usize, Vec<usize>); 2] = [(0, Vec::new()), (0, Vec::new())];
+    for i in order {
+        let lane = if lanes[0].0 <= lanes[1].0 { 0 } else { 1 };
+        lanes[lane].0 += files[i].1.len();
+        lanes[lane].1.push(i);
+    }
+    let run_lane = |lane: &[usize]| {
+        lane.iter()
+            .map(|&i| write_one(&files[i].0, &files[i].1))
+            .find_map(Result::err)
+    };
+    let failed = std::thread::scope(|scope| {
+        let other = scope.spawn(|| run_lane(&lanes[1].1));
+        let here = run_lane(&lanes[0].1);
+        let other = other.join().expect("an output writer panicked");
+        here.or(other)
+    });
+    if let Some((name, e)) = failed {
+        // A full disk leaves half-written temporary files: remove them now rather than leave
+        // their space taken until the next run.
+        for (name, _) in files {
+            let _ = std::fs::remove_file(tmp_of(name));
         }
+        return Err(EngineError::io(&dir.join(name), e));
+    }
+    for (i, (name, _)) in files.iter().enumerate() {
+        if i == files.len() / 2 {
+            crate::faults::point("outputs:middle");
+        }
+        let path = dir.join(name);
+        std::fs::rename(tmp_of(name), &path).map_err(|e| EngineError::io(&path, e))?;
     }
     // Make the renames themselves durable.
     if let Ok(d) = std::fs::File::open(dir) {

@@ -15,7 +15,7 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 
-use crate::encode::{push_csv_field, push_int};
+use crate::encode::{push_csv_field, push_i64, push_scaled};
 use crate::money::{AmountMinor, Currency};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +89,18 @@ impl TableSpec {
     }
 }
 
+/// Appends an integer as the tables print it (as `Display` does), for cells the engine
+/// composes itself.
+pub fn push_int_text(out: &mut Vec<u8>, value: i64) {
+    push_i64(out, value);
+}
+
+/// Appends an amount as the tables print it: exactly as [`Currency::format`], without
+/// allocating.
+pub fn push_amount_text(out: &mut Vec<u8>, amount: AmountMinor, currency: Currency) {
+    push_scaled(out, amount.0, currency.minor_digits());
+}
+
 /// Writes rows as RFC 4180 CSV with a header row, `\n` line ends.
 pub struct CsvTableWriter {
     spec: TableSpec,
@@ -117,10 +129,10 @@ impl CsvTableWriter {
             }
             match cell {
                 Cell::Text(text) => push_csv_field(&mut self.out, text),
-                Cell::Int(value) => push_int(&mut self.out, i128::from(*value)),
-                Cell::Amount(amount, currency) => self
-                    .out
-                    .extend_from_slice(currency.format(*amount).as_bytes()),
+                Cell::Int(value) => push_i64(&mut self.out, *value),
+                Cell::Amount(amount, currency) => {
+                    push_amount_text(&mut self.out, *amount, *currency)
+                }
             }
         }
         self.out.push(b'\n');
@@ -152,6 +164,8 @@ pub struct ParquetTableWriter {
     builders: Vec<ColumnBuilder>,
     pending: usize,
     writer: ArrowWriter<Vec<u8>>,
+    /// An amount's text, reused from row to row.
+    scratch: Vec<u8>,
 }
 
 impl ParquetTableWriter {
@@ -196,6 +210,7 @@ impl ParquetTableWriter {
             builders,
             pending: 0,
             writer,
+            scratch: Vec::new(),
         })
     }
 
@@ -207,7 +222,9 @@ impl ParquetTableWriter {
                 (ColumnBuilder::Text(b), Cell::Text(text)) => b.append_value(text),
                 (ColumnBuilder::Int(b), Cell::Int(value)) => b.append_value(*value),
                 (ColumnBuilder::Amount(text, minor), Cell::Amount(amount, currency)) => {
-                    text.append_value(currency.format(*amount));
+                    self.scratch.clear();
+                    push_amount_text(&mut self.scratch, *amount, *currency);
+                    text.append_value(ascii(&self.scratch));
                     minor.append_value(amount.0);
                 }
                 // `check` matched every cell to its column's kind.
@@ -264,6 +281,11 @@ impl ParquetTableWriter {
             message: e.to_string(),
         })
     }
+}
+
+/// Digits, a sign and a point, as [`push_amount_text`] writes them.
+fn ascii(text: &[u8]) -> &str {
+    std::str::from_utf8(text).expect("numbers print as ASCII")
 }
 
 #[cfg(test)]

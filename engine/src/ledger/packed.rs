@@ -15,13 +15,12 @@
 //! - `outputs.content` is zstd-compressed (`encoding = 'zstd'`), and decompressed byte for
 //!   byte when a posted day is restored.
 
-use std::fmt::Write as _;
-
+use clearhouse_formats::table::push_int_text;
 use rustc_hash::FxHashMap;
 
 use super::db::{Db, DbError};
 
-use crate::book::{kind, LegRef};
+use crate::book::{kind, AccountId, AssetId, LegRef, Postings};
 
 /// One account's positions (or one entry's amounts per account) as stored: a JSON object of
 /// integers, keys sorted.
@@ -33,18 +32,20 @@ pub struct PositionSet {
 impl PositionSet {
     /// Encodes `(key, value)` pairs given in key order.
     pub fn from_sorted<'a>(pairs: impl Iterator<Item = (&'a str, i64)>) -> PositionSet {
-        let mut json = String::with_capacity(64);
-        json.push('{');
+        let mut json = Vec::with_capacity(64);
+        json.push(b'{');
         for (i, (key, value)) in pairs.enumerate() {
             if i > 0 {
-                json.push(',');
+                json.push(b',');
             }
             push_json_string(&mut json, key);
-            json.push(':');
-            let _ = write!(json, "{value}");
+            json.push(b':');
+            push_int_text(&mut json, value);
         }
-        json.push('}');
-        PositionSet { json }
+        json.push(b'}');
+        PositionSet {
+            json: String::from_utf8(json).expect("keys are UTF-8, the rest ASCII"),
+        }
     }
 
     pub fn from_json(json: String) -> PositionSet {
@@ -110,19 +111,25 @@ impl<'de> serde::Deserialize<'de> for Key<'de> {
 }
 
 /// A JSON string literal.
-fn push_json_string(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
+fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    // Ids rarely need escapes: one scan, then one copy.
+    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.extend_from_slice(s.as_bytes());
+    } else {
+        let mut buf = [0u8; 4];
+        for c in s.chars() {
+            match c {
+                '"' => out.extend_from_slice(b"\\\""),
+                '\\' => out.extend_from_slice(b"\\\\"),
+                c if (c as u32) < 0x20 => {
+                    out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes());
+                }
+                c => out.extend_from_slice(c.encode_utf8(&mut buf).as_bytes()),
             }
-            c => out.push(c),
         }
     }
-    out.push('"');
+    out.push(b'"');
 }
 
 /// Legs stored in `entry_sets` rather than one row each: quantity entries.
@@ -197,6 +204,93 @@ pub fn write_legs<'a>(
                 &business_date,
                 &entry_id,
                 &entry_kind,
+                &asset,
+                &set.as_json(),
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// [`write_legs`] for a batch's postings, the same rows: legs grouped by entry rank and asset
+/// number and each set sorted by account rank, so that millions of legs cost no string
+/// comparison and no hash of a name.
+pub fn write_postings(
+    tx: &Db,
+    business_date: &str,
+    postings: &Postings,
+    mut middle: impl FnMut(),
+) -> Result<(), DbError> {
+    let total = postings.legs.len();
+    let rows = "INSERT INTO entries (business_date, entry_id, kind, account, asset, amount)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    let entry_ranks = postings.entry_ranks();
+    let account_ranks = postings.account_ranks();
+    let packed_entry: Vec<bool> = postings.entries.iter().map(|(_, k)| is_packed(k)).collect();
+    // (entry rank, asset) → its set, in order of first leg. Each set keeps the entry of its
+    // first leg (for the id and kind) and `(account rank, account, amount)` per leg.
+    let mut index: FxHashMap<(u32, AssetId), usize> = FxHashMap::default();
+    let mut sets: Vec<(u32, AssetId, Vec<(u32, AccountId, i64)>)> = Vec::new();
+    for (i, leg) in postings.legs.iter().enumerate() {
+        if i == total / 2 {
+            middle();
+        }
+        if !packed_entry[leg.entry as usize] {
+            let r = postings.leg(leg);
+            tx.execute(
+                rows,
+                &[
+                    &business_date,
+                    &r.entry_id,
+                    &r.kind,
+                    &r.account,
+                    &r.asset,
+                    &r.amount,
+                ],
+            )?;
+            continue;
+        }
+        let rank = entry_ranks[leg.entry as usize];
+        // The legs of one entry come together: the last set is nearly always the one.
+        let slot = match sets.last() {
+            Some((entry, asset, _))
+                if entry_ranks[*entry as usize] == rank && *asset == leg.asset =>
+            {
+                sets.len() - 1
+            }
+            _ => *index.entry((rank, leg.asset)).or_insert_with(|| {
+                sets.push((leg.entry, leg.asset, Vec::new()));
+                sets.len() - 1
+            }),
+        };
+        sets[slot]
+            .2
+            .push((account_ranks[leg.account.index()], leg.account, leg.amount));
+    }
+    let packed = "INSERT INTO entry_sets (business_date, entry_id, kind, asset, amounts)
+         VALUES (?1, ?2, ?3, ?4, ?5)";
+    for (entry, asset, mut amounts) in sets {
+        let (entry_id, entry_kind) = &postings.entries[entry as usize];
+        let asset = &postings.assets[asset.index()];
+        // Stable, as the sort by name in `write_legs`: accounts are interned, so equal ranks
+        // are one account.
+        amounts.sort_by_key(|(rank, _, _)| *rank);
+        if let Some(w) = amounts.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(DbError::Refused(format!(
+                "entry {entry_id} has two legs of {} in {asset}",
+                postings.accounts[w[0].1.index()]
+            )));
+        }
+        let set =
+            PositionSet::from_sorted(amounts.iter().map(|(_, account, amount)| {
+                (postings.accounts[account.index()].as_str(), *amount)
+            }));
+        tx.execute(
+            packed,
+            &[
+                &business_date,
+                &entry_id,
+                entry_kind,
                 &asset,
                 &set.as_json(),
             ],
