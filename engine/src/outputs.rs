@@ -451,7 +451,7 @@ pub fn write_files(dir: &Path, files: &Files) -> Result<(), EngineError> {
         for (name, _) in files {
             let _ = std::fs::remove_file(tmp_of(name));
         }
-        return Err(EngineError::io(&dir.join(name), e));
+        return Err(EngineError::io(dir.join(name), e));
     }
     for (i, (name, _)) in files.iter().enumerate() {
         if i == files.len() / 2 {

@@ -140,6 +140,9 @@ fn is_packed(entry_kind: &str) -> bool {
 /// The legs of one entry in one asset: `(entry_id, asset, kind, [(account, amount)])`.
 type LegSet<'a> = (&'a str, &'a str, &'static str, Vec<(&'a str, i64)>);
 
+/// One leg of a packed set: the account's rank, the account and the amount.
+type RankedLeg = (u32, AccountId, i64);
+
 /// Writes every leg of a batch (or of the opening): money legs as rows of `entries`, quantity
 /// legs as one `entry_sets` row per entry and asset. `middle` runs once, halfway through.
 pub fn write_legs<'a>(
@@ -230,7 +233,7 @@ pub fn write_postings(
     // (entry rank, asset) → its set, in order of first leg. Each set keeps the entry of its
     // first leg (for the id and kind) and `(account rank, account, amount)` per leg.
     let mut index: FxHashMap<(u32, AssetId), usize> = FxHashMap::default();
-    let mut sets: Vec<(u32, AssetId, Vec<(u32, AccountId, i64)>)> = Vec::new();
+    let mut sets: Vec<(u32, AssetId, Vec<RankedLeg>)> = Vec::new();
     for (i, leg) in postings.legs.iter().enumerate() {
         if i == total / 2 {
             middle();
