@@ -462,10 +462,10 @@ mod tests {
             for d in [d, small] {
                 let m = MultipleOf::new(d);
                 proptest::prop_assert_eq!(m.divides(n), n % d == 0);
-                let multiple = d.wrapping_mul(k);
-                if multiple / d.max(1) == k || d == 0 {
+                if let Some(multiple) = d.checked_mul(k) {
                     proptest::prop_assert_eq!(m.divides(multiple), multiple % d == 0);
                 }
+                let multiple = d.wrapping_mul(k);
                 proptest::prop_assert_eq!(m.divides(multiple.wrapping_add(1)), multiple.wrapping_add(1) % d == 0);
             }
         }
