@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::Path;
 
-use memchr::{memchr, memchr3, memchr_iter};
+use memchr::{memchr, memchr3, memchr_iter, memrchr};
 
 use crate::fields::UTF8_REASON;
 use crate::model::{Location, RowError};
@@ -58,6 +58,18 @@ pub(crate) struct CsvScanner<R> {
     buf_offset: u64,
     /// No record starting at or after this file offset is read (a part of a file).
     stop_at: u64,
+    /// How far [`CsvScanner::plain_lines`] has looked for a quote.
+    quotes: QuoteSearch,
+}
+
+/// No quote in file offsets `from..to`, and one at `to` when `found`: a run of calls to
+/// [`CsvScanner::plain_lines`] looks at each byte once, however many quoted or bad lines
+/// interrupt it.
+#[derive(Debug, Default, Clone, Copy)]
+struct QuoteSearch {
+    from: u64,
+    to: u64,
+    found: bool,
 }
 
 impl<R: Read + io::Seek> CsvScanner<R> {
@@ -72,6 +84,7 @@ impl<R: Read + io::Seek> CsvScanner<R> {
         self.buf_offset = offset;
         self.next_line = line;
         self.fields.clear();
+        self.quotes = QuoteSearch::default();
         Ok(())
     }
 }
@@ -107,6 +120,7 @@ impl<R: Read> CsvScanner<R> {
             record: (0, 0),
             buf_offset: 0,
             stop_at: u64::MAX,
+            quotes: QuoteSearch::default(),
         }
     }
 
@@ -169,6 +183,87 @@ impl<R: Read> CsvScanner<R> {
                 .find(|&i| std::str::from_utf8(self.field(i)).is_err())
                 .unwrap_or(0)),
         }
+    }
+
+    /// Hands `each` the plain records now buffered, from the next record on: complete lines
+    /// that start before the stop offset, hold no quote and are UTF-8 (nearly every line of a
+    /// trade file). They are checked as UTF-8 together rather than one by one, and split in
+    /// place; `each` gets a record's line number, the text it lies in and its fields' byte
+    /// ranges in that text. Blank lines are skipped as [`Self::next_record`] skips them.
+    /// Returns at the first line it does not take (or the end of the buffered lines), having
+    /// consumed only what it handed over: [`Self::next_record`] reads on from there, and the
+    /// two may be called in turn.
+    pub(crate) fn plain_lines(&mut self, mut each: impl FnMut(u64, &str, &[(usize, usize)])) {
+        let start = self.buf_offset + self.pos as u64;
+        if !self.started || start >= self.stop_at {
+            return;
+        }
+        let data_end = self.buf_offset + self.end as u64;
+        let q = &mut self.quotes;
+        if !(q.from <= start && start <= q.to) {
+            *q = QuoteSearch {
+                from: start,
+                to: start,
+                found: false,
+            };
+        }
+        if !q.found && q.to < data_end {
+            // `q.to` lies in the buffer: `start <= q.to < data_end`.
+            let from = (q.to - self.buf_offset) as usize;
+            match memchr(b'"', &self.buf[from..self.end]) {
+                Some(i) => {
+                    q.to += i as u64;
+                    q.found = true;
+                }
+                None => q.to = data_end,
+            }
+        }
+        let quote_free_end = ((q.to - self.buf_offset) as usize).min(self.end);
+        let Some(last_line_end) = memrchr(b'\n', &self.buf[self.pos..quote_free_end]) else {
+            return;
+        };
+        let region = &self.buf[self.pos..=self.pos + last_line_end];
+        let text = match std::str::from_utf8(region) {
+            Ok(text) => text,
+            // The lines before the first one with a byte that is not UTF-8.
+            Err(e) => {
+                let valid = &region[..e.valid_up_to()];
+                let Some(line_end) = memrchr(b'\n', valid) else {
+                    return;
+                };
+                match std::str::from_utf8(&valid[..=line_end]) {
+                    Ok(text) => text,
+                    Err(_) => return,
+                }
+            }
+        };
+        let bytes = text.as_bytes();
+        // Records starting at or after this offset in `text` belong to the next part.
+        let stop = usize::try_from(self.stop_at - start).unwrap_or(usize::MAX);
+        let fields = &mut self.fields;
+        let (mut at, mut line) = (0usize, self.next_line);
+        while at < bytes.len() && at < stop {
+            fields.clear();
+            let Split::Line(len) = split_line(&bytes[at..], at, fields) else {
+                // Every line of `text` ends with a line end and holds no quote.
+                break;
+            };
+            let mut content_end = at + len;
+            if bytes[..content_end].ends_with(b"\r") {
+                content_end -= 1;
+                if let Some(last) = fields.last_mut() {
+                    last.1 = content_end;
+                }
+            }
+            if content_end > at {
+                each(line, text, fields);
+            }
+            line += 1;
+            at += len + 1;
+        }
+        self.pos += at;
+        self.next_line = line;
+        self.fields.clear();
     }
 
     /// Advances to the next record. Blank lines are skipped; they carry no data.
@@ -733,6 +828,39 @@ mod tests {
         out
     }
 
+    /// [`scan`], taking every plain line [`CsvScanner::plain_lines`] offers between records.
+    fn scan_plain_first(input: &[u8], chunk: usize) -> Vec<Scanned> {
+        struct Chunked<'a>(&'a [u8], usize);
+        impl Read for Chunked<'_> {
+            fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.len().min(self.1).min(out.len());
+                out[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut scanner = CsvScanner::new(Chunked(input, chunk));
+        let mut out = Vec::new();
+        loop {
+            scanner.plain_lines(|line, text, fields| {
+                let field = |&(s, e): &(usize, usize)| text[s..e].to_owned();
+                out.push(Ok((line, fields.iter().map(field).collect())));
+            });
+            match scanner.next_record().unwrap() {
+                Scan::End => break,
+                Scan::Malformed { line, reason } => out.push(Err((line, reason.to_owned()))),
+                Scan::Record(line) => out.push(Ok((
+                    line,
+                    (0..scanner.len())
+                        .map(|i| String::from_utf8_lossy(scanner.field(i)).into_owned())
+                        .collect(),
+                ))),
+            }
+        }
+        assert_eq!(scanner.bytes_read(), input.len() as u64);
+        out
+    }
+
     fn rec(line: u64, fields: &[&str]) -> Scanned {
         Ok((line, fields.iter().map(|s| s.to_string()).collect()))
     }
@@ -793,6 +921,42 @@ mod tests {
                 .collect();
             proptest::prop_assert_eq!(scan(text.as_bytes(), chunk), expected);
         }
+    }
+
+    proptest::proptest! {
+        /// Plain lines taken in blocks read exactly as record by record: quotes, line ends,
+        /// carriage returns, bytes that are not UTF-8 and buffer refills anywhere.
+        #[test]
+        fn plain_lines_read_like_records(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(b"ab,\"\r\n\n\xff\xc3\xa9".to_vec()), 0..120),
+            chunk in 1usize..40,
+        ) {
+            proptest::prop_assert_eq!(scan_plain_first(&bytes, chunk), scan(&bytes, chunk));
+        }
+    }
+
+    #[test]
+    fn plain_lines_stop_at_the_part_end_and_leave_the_rest() {
+        let input = b"h\na,1\nb,2\n\"c\",3\nd,4\n";
+        let mut scanner = CsvScanner::new(&input[..]);
+        assert!(matches!(scanner.next_record().unwrap(), Scan::Record(1)));
+        scanner.stop_at(6);
+        let mut seen = Vec::new();
+        scanner.plain_lines(|line, text, fields| {
+            seen.push((line, text[fields[0].0..fields[0].1].to_owned()))
+        });
+        assert_eq!(seen, vec![(2, "a".to_owned())]);
+        assert_eq!(scanner.next_position(), (6, 3));
+        assert_eq!(scanner.next_record().unwrap(), Scan::End);
+        scanner.stop_at(u64::MAX);
+        seen.clear();
+        scanner.plain_lines(|line, text, fields| {
+            seen.push((line, text[fields[0].0..fields[0].1].to_owned()))
+        });
+        assert_eq!(seen, vec![(3, "b".to_owned())]);
+        assert!(matches!(scanner.next_record().unwrap(), Scan::Record(4)));
+        assert_eq!(scanner.field(0), b"c");
     }
 
     #[test]

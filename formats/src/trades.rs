@@ -10,6 +10,7 @@
 mod csv_trades;
 mod json_body;
 mod jsonl_trades;
+mod key_cache;
 mod parquet_trades;
 mod writer;
 

@@ -6,10 +6,11 @@ use std::io::{Read, Seek, SeekFrom};
 use std::ops::Range;
 use std::path::Path;
 
+use super::key_cache::KeyCache;
 use super::{
-    check_text, optional_text, price_from_text, quantity_from_text, Bad, DateMemo, FilePart,
-    PartStats, ReadStats, TradeSink, BUSINESS_DATE, BUYER, EXECUTED_AT, INSTRUMENT, PRICE,
-    QUANTITY, SELLER, TRADE_COLUMNS, TRADE_ID,
+    check_text, check_text_with, optional_text, price_from_text, quantity_from_text, Bad, DateMemo,
+    FilePart, KeyColumn, PartStats, ReadStats, TradeKeys, TradeSink, BUSINESS_DATE, BUYER,
+    EXECUTED_AT, INSTRUMENT, PRICE, QUANTITY, SELLER, TRADE_COLUMNS, TRADE_ID,
 };
 use crate::csvscan::{read_header, width_error, CsvScanner, Layout, Scan};
 use crate::fields::UTF8_REASON;
@@ -18,6 +19,15 @@ use crate::FormatError;
 
 pub(super) fn read<S: TradeSink>(path: &Path, sink: &mut S) -> Result<ReadStats, FormatError> {
     read_range(path, 0..u64::MAX, 1, sink).map(|part| part.stats)
+}
+
+/// Which way plain lines are read: [`Lines::Plain`] in blocks (the reader's own choice), or
+/// each one through the record path that quoted lines take (tests compare the two).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lines {
+    Plain,
+    #[cfg(test)]
+    RecordByRecord,
 }
 
 /// Up to `parts` parts that start at line starts near equal byte offsets, each numbered by
@@ -116,6 +126,16 @@ pub(super) fn read_range<S: TradeSink>(
     first_line: u64,
     sink: &mut S,
 ) -> Result<PartStats, FormatError> {
+    read_range_with(path, bytes, first_line, sink, Lines::Plain)
+}
+
+pub(super) fn read_range_with<S: TradeSink>(
+    path: &Path,
+    bytes: Range<u64>,
+    first_line: u64,
+    sink: &mut S,
+    lines: Lines,
+) -> Result<PartStats, FormatError> {
     let io_error = |source| FormatError::Io {
         path: path.to_owned(),
         source,
@@ -151,7 +171,7 @@ pub(super) fn read_range<S: TradeSink>(
         scanner.seek_to(bytes.start, first_line).map_err(io_error)?;
     }
     scanner.stop_at(bytes.end);
-    read_records(path, &mut scanner, &layout, &mut stats, sink).map_err(io_error)?;
+    read_records(path, &mut scanner, &layout, &mut stats, sink, lines).map_err(io_error)?;
     stats.bytes = scanner.bytes_read();
     Ok(PartStats {
         stats,
@@ -166,6 +186,7 @@ fn read_records<S: TradeSink>(
     layout: &Layout,
     stats: &mut ReadStats,
     sink: &mut S,
+    lines: Lines,
 ) -> std::io::Result<()> {
     // Required columns are present once the header matched; `usize::MAX` marks the absent
     // optional column and reads as an empty field.
@@ -181,7 +202,25 @@ fn read_records<S: TradeSink>(
         column(EXECUTED_AT),
     ];
     let mut dates = DateMemo::default();
+    let mut keys = KeyCache::default();
     loop {
+        if lines == Lines::Plain {
+            scanner.plain_lines(|line, text, fields| {
+                stats.rows += 1;
+                if fields.len() != layout.width {
+                    let at = Location::new(path, line);
+                    sink.bad_row(width_error(at, fields.len(), layout));
+                    return;
+                }
+                let row = index.map(|i| {
+                    fields
+                        .get(i)
+                        .and_then(|&(start, end)| text.get(start..end))
+                        .unwrap_or("")
+                });
+                decode_plain(row, &mut dates, &mut keys, path, line, sink);
+            });
+        }
         let line = match scanner.next_record()? {
             Scan::End => break,
             Scan::Malformed { line, reason } => {
@@ -208,6 +247,67 @@ fn read_records<S: TradeSink>(
     Ok(())
 }
 
+/// Decodes a plain line's fields, in the order of [`super::TRADE_COLUMN_NAMES`]. Its ids are
+/// looked up in `keys` first; a row whose ids all are ids skips their syntax checks and brings
+/// the sink its keys, and any other row gets [`decode_text`]'s checks and messages.
+#[inline]
+fn decode_plain<S: TradeSink>(
+    row: [&str; 8],
+    dates: &mut DateMemo,
+    keys: &mut KeyCache,
+    path: &Path,
+    line: u64,
+    sink: &mut S,
+) {
+    let [trade_id, business_date, instrument, buyer, seller, price, quantity, executed_at] = row;
+    let known = (
+        keys.key(KeyColumn::Instrument, instrument, sink),
+        keys.key(KeyColumn::Member, buyer, sink),
+        keys.key(KeyColumn::Member, seller, sink),
+    );
+    let (Some(instrument_key), Some(buyer_key), Some(seller_key)) = known else {
+        if let Err(bad) = decode_text(row, dates, line, sink) {
+            sink.bad_row(bad.into_row_error(path, line, trade_id));
+        }
+        return;
+    };
+    let executed_at = optional_text(executed_at);
+    let decoded = check_text_with(
+        dates,
+        trade_id,
+        business_date,
+        [instrument, buyer, seller],
+        true,
+        executed_at,
+    )
+    .and_then(|()| {
+        Ok(TradeFields {
+            trade_id,
+            business_date,
+            instrument,
+            buyer,
+            seller,
+            price: price_from_text(price)?,
+            quantity: quantity_from_text(quantity)?,
+            executed_at,
+        })
+    });
+    match (decoded, instrument_key, buyer_key, seller_key) {
+        (Ok(fields), Some(instrument), Some(buyer), Some(seller)) => sink.trade_keyed(
+            line,
+            &fields,
+            TradeKeys {
+                instrument: Some(instrument),
+                buyer: Some(buyer),
+                seller: Some(seller),
+            },
+        ),
+        // An id the sink does not know: it looks again and says so.
+        (Ok(fields), ..) => sink.trade(line, &fields),
+        (Err(bad), ..) => sink.bad_row(bad.into_row_error(path, line, trade_id)),
+    }
+}
+
 /// Decodes the current record and hands it to the sink; on failure returns the problem and the
 /// trade id text (for the message).
 fn decode<R: std::io::Read, S: TradeSink>(
@@ -227,9 +327,20 @@ fn decode<R: std::io::Read, S: TradeSink>(
         }
     };
     let text = index.map(|i| record.get(i));
+    decode_text(text, dates, line, sink).map_err(|bad| (bad, text[TRADE_ID].to_owned()))
+}
+
+/// Checks and decodes a row's fields (in the order of [`super::TRADE_COLUMN_NAMES`]) and hands
+/// it to the sink, or says what is wrong with it.
+fn decode_text<S: TradeSink>(
+    text: [&str; 8],
+    dates: &mut DateMemo,
+    line: u64,
+    sink: &mut S,
+) -> Result<(), Bad> {
     let [trade_id, business_date, instrument, buyer, seller, price, quantity, executed_at] = text;
     let executed_at = optional_text(executed_at);
-    let fields = check_text(
+    check_text(
         dates,
         trade_id,
         business_date,
@@ -237,20 +348,17 @@ fn decode<R: std::io::Read, S: TradeSink>(
         buyer,
         seller,
         executed_at,
-    )
-    .and_then(|()| {
-        Ok(TradeFields {
-            trade_id,
-            business_date,
-            instrument,
-            buyer,
-            seller,
-            price: price_from_text(price)?,
-            quantity: quantity_from_text(quantity)?,
-            executed_at,
-        })
-    })
-    .map_err(|bad| (bad, trade_id.to_owned()))?;
+    )?;
+    let fields = TradeFields {
+        trade_id,
+        business_date,
+        instrument,
+        buyer,
+        seller,
+        price: price_from_text(price)?,
+        quantity: quantity_from_text(quantity)?,
+        executed_at,
+    };
     sink.trade(line, &fields);
     Ok(())
 }

@@ -884,3 +884,77 @@ proptest! {
         prop_assert_eq!(fast.keyed_rows, per_row.keyed_rows);
     }
 }
+
+/// How one row is laid out in the CSV comparison below.
+#[derive(Debug, Clone, Copy)]
+enum CsvLayout {
+    Plain,
+    QuotedId,
+    CrLf,
+    BlankLineBefore,
+    ExtraField,
+    NotUtf8,
+}
+
+fn csv_layout() -> impl Strategy<Value = CsvLayout> {
+    prop_oneof![
+        12 => Just(CsvLayout::Plain),
+        1 => Just(CsvLayout::QuotedId),
+        1 => Just(CsvLayout::CrLf),
+        1 => Just(CsvLayout::BlankLineBefore),
+        1 => Just(CsvLayout::ExtraField),
+        1 => Just(CsvLayout::NotUtf8),
+    ]
+}
+
+fn csv_bytes(rows: &[(RowValues, CsvLayout)]) -> Vec<u8> {
+    let mut out = format!("{HEADER}\n").into_bytes();
+    for ((id, date, instrument, buyer, seller, price, quantity, executed), layout) in rows {
+        let price = Decimal::from_unscaled(*price, 3).unwrap();
+        let executed = executed.as_deref().unwrap_or("");
+        let id = match layout {
+            CsvLayout::QuotedId => format!("\"{id}\""),
+            _ => id.clone(),
+        };
+        if let CsvLayout::BlankLineBefore = layout {
+            out.extend_from_slice(b"\n");
+        }
+        let mut line =
+            format!("{id},{date},{instrument},{buyer},{seller},{price},{quantity},{executed}")
+                .into_bytes();
+        match layout {
+            CsvLayout::CrLf => line.push(b'\r'),
+            CsvLayout::ExtraField => line.extend_from_slice(b",x"),
+            CsvLayout::NotUtf8 => line.insert(line.len() / 2, 0xFF),
+            _ => {}
+        }
+        out.extend_from_slice(&line);
+        out.push(b'\n');
+    }
+    out
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Plain CSV lines read in blocks, their ids through the key cache, give exactly the trades
+    /// and errors of reading every line as a record, and the keys they bring are the sink's.
+    #[test]
+    fn csv_plain_lines_read_like_records(
+        rows in proptest::collection::vec((fast_path_row(), csv_layout()), 1..60),
+    ) {
+        let (_dir, path) = write_file("t.csv", &csv_bytes(&rows));
+        let read = |lines| {
+            let mut sink = KeyedCollect::default();
+            csv_trades::read_range_with(&path, 0..u64::MAX, 1, &mut sink, lines).unwrap();
+            sink
+        };
+        let plain = read(csv_trades::Lines::Plain);
+        let records = read(csv_trades::Lines::RecordByRecord);
+        prop_assert_eq!(&plain.inner.trades, &records.inner.trades);
+        prop_assert_eq!(plain.inner.shown(), records.inner.shown());
+        prop_assert_eq!(records.keyed_rows, 0);
+        let plain_good = rows.iter().filter(|r| matches!(r.1, CsvLayout::Plain | CsvLayout::CrLf | CsvLayout::BlankLineBefore)).count();
+        prop_assert!(plain.keyed_rows <= plain_good);
+    }
+}
