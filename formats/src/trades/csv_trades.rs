@@ -96,12 +96,18 @@ pub(super) fn split(
     Ok(out)
 }
 
-/// Counts `\n` bytes. A `u8` counter per chunk of 255 bytes cannot overflow, and the loop
-/// vectorises (memchr's iterator stops at every match).
+/// Counts `\n` bytes. A `u8` counter per chunk of 255 bytes cannot overflow, so its adds may
+/// wrap (an add checked for overflow kept the loop from vectorising); memchr's iterator would
+/// stop at every match.
 fn count_newlines(bytes: &[u8]) -> u64 {
     bytes
         .chunks(255)
-        .map(|c| u64::from(c.iter().fold(0u8, |n, &b| n + u8::from(b == b'\n'))))
+        .map(|c| {
+            let n = c
+                .iter()
+                .fold(0u8, |n, &b| n.wrapping_add(u8::from(b == b'\n')));
+            u64::from(n)
+        })
         .sum()
 }
 
@@ -361,4 +367,24 @@ fn decode_text<S: TradeSink>(
     };
     sink.trade(line, &fields);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::count_newlines;
+
+    proptest::proptest! {
+        #[test]
+        fn counts_line_ends_like_a_plain_count(
+            bytes in proptest::collection::vec(proptest::sample::select(b"\n\nab".to_vec()), 0..2000),
+        ) {
+            let plain = bytes.iter().filter(|&&b| b == b'\n').count() as u64;
+            proptest::prop_assert_eq!(count_newlines(&bytes), plain);
+        }
+    }
+
+    #[test]
+    fn counts_more_line_ends_than_a_byte_holds() {
+        assert_eq!(count_newlines(&[b'\n'; 1000]), 1000);
+    }
 }
