@@ -7,6 +7,7 @@
 pub mod bankfiles;
 pub mod camt;
 mod csvscan;
+pub mod digits;
 mod encode;
 mod fields;
 pub mod funds;

@@ -5,6 +5,7 @@
 //! never through `f64`; rounding is half away from zero and is only done by the callers that
 //! SPEC §3 names.
 
+use crate::digits;
 use std::fmt;
 
 /// An amount of money in the minor unit of its currency.
@@ -189,6 +190,9 @@ impl Decimal {
     /// no thousands separators, no surrounding spaces: a trade file that has them is malformed.
     pub fn parse(text: &str) -> Result<Decimal, DecimalError> {
         let bytes = text.as_bytes();
+        if let Some(short) = Decimal::parse_short(bytes) {
+            return Ok(short);
+        }
         if bytes.is_empty() {
             return Err(DecimalError::Empty);
         }
@@ -231,6 +235,42 @@ impl Decimal {
             mantissa = -mantissa;
         }
         Ok(Decimal { mantissa, scale }.normalized())
+    }
+
+    /// [`Decimal::parse`] of the usual short price, eight bytes at once: up to eight bytes
+    /// of digits, with at most one '.' that has a digit on each side, and no sign (`293.088`,
+    /// `15`). `None` for any other text, which the general loop reads.
+    #[inline]
+    fn parse_short(bytes: &[u8]) -> Option<Decimal> {
+        let n = bytes.len();
+        if !(1..=8).contains(&n) {
+            return None;
+        }
+        // Right-aligned, leading '0's: the text's value is unchanged.
+        let mut padded = [b'0'; 8];
+        padded[8 - n..].copy_from_slice(bytes);
+        let word = u64::from_le_bytes(padded);
+        let others = digits::non_digit_bytes(word);
+        if others == 0 {
+            return Some(Decimal {
+                mantissa: digits::eight_digits(word) as i64,
+                scale: 0,
+            });
+        }
+        let at = (others.trailing_zeros() / 8) as usize;
+        // One other byte, a '.', neither the text's first byte nor its last.
+        if others & (others - 1) != 0 || padded[at] != b'.' || at == 8 - n || at == 7 {
+            return None;
+        }
+        // Take the '.' out: the bytes below it move up one, a '0' comes in at the bottom.
+        let below = (1u64 << (8 * at)) - 1;
+        let above = !below << 8;
+        let text = ((word & below) << 8) | (word & above) | u64::from(b'0');
+        let decimal = Decimal {
+            mantissa: digits::eight_digits(text) as i64,
+            scale: (7 - at) as u32,
+        };
+        Some(decimal.normalized())
     }
 
     /// Builds a decimal from an unscaled integer as Parquet DECIMAL columns store it.
@@ -310,6 +350,49 @@ pub fn div_round_half_away(numerator: i128, denominator: i128) -> i128 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// [`Decimal::parse`] without its short path: the loop every text can take.
+    fn parse_by_loop(text: &str) -> Result<Decimal, DecimalError> {
+        let mut long = text.to_owned();
+        // Nine bytes or more never take the short path; a leading '+' keeps the value.
+        if !text.is_empty() && text.len() <= 8 && !text.starts_with(['+', '-']) {
+            long.insert(0, '+');
+        }
+        Decimal::parse(&long)
+    }
+
+    proptest! {
+        #[test]
+        fn short_prices_parse_as_the_loop_does(text in "[0-9.]{0,9}|[0-9]{1,4}[.][0-9]{1,4}|[+-]?[0-9a.]{1,8}") {
+            prop_assert_eq!(Decimal::parse(&text), parse_by_loop(&text), "{}", text);
+        }
+    }
+
+    #[test]
+    fn short_prices_take_every_dot_position() {
+        for text in [
+            "1.5", "293.088", "0.0", "00.50", "1234.567", "9.999999", "12345678", "0", "100.000",
+        ] {
+            assert_eq!(Decimal::parse(text), parse_by_loop(text), "{text}");
+        }
+        assert_eq!(
+            Decimal::parse("293.088").unwrap(),
+            Decimal {
+                mantissa: 293088,
+                scale: 3
+            }
+        );
+        assert_eq!(
+            Decimal::parse("100.000").unwrap(),
+            Decimal {
+                mantissa: 100,
+                scale: 0
+            }
+        );
+        for text in [".5", "5.", "1..2", "1.2.3", "", "."] {
+            assert_eq!(Decimal::parse(text), parse_by_loop(text), "{text}");
+        }
+    }
 
     fn cny() -> Currency {
         Currency::from_code("CNY").unwrap()

@@ -24,6 +24,7 @@
 //! any worker's record gave them up, [`find_suspects`] makes every record give them up before
 //! comparing, so that an id is always compared in one representation.
 
+use clearhouse_formats::digits::{eight_digits, non_digit_bytes, ASCII_ZEROS};
 use rustc_hash::{FxHashMap, FxHashSet};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -123,8 +124,6 @@ fn split_numbered(id: &[u8]) -> Option<(&[u8], usize, u64)> {
     Some((prefix, digits, value))
 }
 
-const ASCII_ZEROS: u64 = 0x3030_3030_3030_3030;
-
 /// How many ASCII digits `id` ends with; any count above [`MAX_DIGITS`] may be answered as a
 /// smaller one that is still above it.
 #[inline]
@@ -132,11 +131,7 @@ fn trailing_digits(id: &[u8]) -> usize {
     let (mut count, mut end) = (0, id.len());
     while end >= 8 && count <= MAX_DIGITS {
         let word = u64::from_le_bytes(id[end - 8..end].try_into().unwrap_or_default());
-        let x = word ^ ASCII_ZEROS;
-        // Bit 7 of each byte that is not a digit (a digit's byte is 0..=9 after the xor;
-        // masking bit 7 first keeps the add from carrying into the next byte).
-        let non_digits =
-            (((x & 0x7F7F_7F7F_7F7F_7F7F) + 0x7676_7676_7676_7676) | x) & 0x8080_8080_8080_8080;
+        let non_digits = non_digit_bytes(word);
         if non_digits != 0 {
             return count + (non_digits.leading_zeros() / 8) as usize;
         }
@@ -166,17 +161,6 @@ fn digits_ending_at(id: &[u8], end: usize, count: usize) -> u64 {
     // The low bytes before the digits become '0's.
     let pad = (1u64 << (8 * (8 - count.clamp(1, 8)) as u32)) - 1;
     (word & !pad) | (ASCII_ZEROS & pad)
-}
-
-/// The number an eight-digit text spells (first digit in the lowest byte): pairs, then
-/// fours, then the eight, by multiply and shift.
-#[inline]
-fn eight_digits(text: u64) -> u64 {
-    let v = text.wrapping_sub(ASCII_ZEROS);
-    let v = v.wrapping_mul(10).wrapping_add(v >> 8);
-    let pairs_low = (v & 0x0000_00FF_0000_00FF).wrapping_mul(100 + (1_000_000 << 32));
-    let pairs_high = ((v >> 16) & 0x0000_00FF_0000_00FF).wrapping_mul(1 + (10_000 << 32));
-    pairs_low.wrapping_add(pairs_high) >> 32
 }
 
 /// The id text of `(prefix, digit count, number)`: the inverse of [`split_numbered`].
