@@ -25,6 +25,34 @@ pub fn eight_digits(text: u64) -> u64 {
     pairs_low.wrapping_add(pairs_high) >> 32
 }
 
+/// The last `min(8, bytes.len())` bytes of `bytes` as the top bytes of a little-endian word,
+/// the bytes below them '0's: the text right-aligned in eight, padded with leading zeros.
+/// Whole-word loads only (a byte copy into a buffer read back as a word stalls the load on
+/// the copy's stores).
+#[inline(always)]
+pub fn right_aligned(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+    let half = |at: usize| {
+        u64::from(u32::from_le_bytes(
+            bytes[at..at + 4].try_into().unwrap_or_default(),
+        ))
+    };
+    let (top, len) = match n {
+        8.. => return word(n - 8),
+        // The first and last four bytes overlap for n < 8; both hold the same bytes there.
+        4..=7 => ((half(n - 4) << 32) | (half(0) << (8 * (8 - n))), n),
+        _ => (
+            bytes
+                .iter()
+                .fold(0u64, |w, &b| (w >> 8) | (u64::from(b) << 56)),
+            n,
+        ),
+    };
+    let pad = u64::MAX.checked_shr(8 * len as u32).unwrap_or(0);
+    top | (ASCII_ZEROS & pad)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -36,6 +64,14 @@ mod tests {
             let word = u64::from_le_bytes(text.as_bytes().try_into().unwrap());
             proptest::prop_assert_eq!(eight_digits(word), value);
             proptest::prop_assert_eq!(non_digit_bytes(word), 0);
+        }
+
+        #[test]
+        fn right_aligned_pads_with_leading_zeros(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..12)) {
+            let tail = &bytes[bytes.len().saturating_sub(8)..];
+            let mut want = [b'0'; 8];
+            want[8 - tail.len()..].copy_from_slice(tail);
+            proptest::prop_assert_eq!(right_aligned(&bytes), u64::from_le_bytes(want));
         }
 
         #[test]

@@ -247,9 +247,7 @@ impl Decimal {
             return None;
         }
         // Right-aligned, leading '0's: the text's value is unchanged.
-        let mut padded = [b'0'; 8];
-        padded[8 - n..].copy_from_slice(bytes);
-        let word = u64::from_le_bytes(padded);
+        let word = digits::right_aligned(bytes);
         let others = digits::non_digit_bytes(word);
         if others == 0 {
             return Some(Decimal {
@@ -259,7 +257,8 @@ impl Decimal {
         }
         let at = (others.trailing_zeros() / 8) as usize;
         // One other byte, a '.', neither the text's first byte nor its last.
-        if others & (others - 1) != 0 || padded[at] != b'.' || at == 8 - n || at == 7 {
+        if others & (others - 1) != 0 || (word >> (8 * at)) as u8 != b'.' || at == 8 - n || at == 7
+        {
             return None;
         }
         // Take the '.' out: the bytes below it move up one, a '0' comes in at the bottom.

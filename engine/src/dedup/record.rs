@@ -24,7 +24,7 @@
 //! any worker's record gave them up, [`find_suspects`] makes every record give them up before
 //! comparing, so that an id is always compared in one representation.
 
-use clearhouse_formats::digits::{eight_digits, non_digit_bytes, ASCII_ZEROS};
+use clearhouse_formats::digits::{eight_digits, non_digit_bytes, right_aligned, ASCII_ZEROS};
 use rustc_hash::{FxHashMap, FxHashSet};
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -150,14 +150,7 @@ fn trailing_digits(id: &[u8]) -> usize {
 /// eight-digit text padded with leading '0's, first digit in the lowest byte.
 #[inline]
 fn digits_ending_at(id: &[u8], end: usize, count: usize) -> u64 {
-    let word = match id.get(end.wrapping_sub(8)..end) {
-        Some(bytes) => u64::from_le_bytes(bytes.try_into().unwrap_or_default()),
-        None => {
-            let mut padded = [b'0'; 8];
-            padded[8 - end..].copy_from_slice(&id[..end]);
-            u64::from_le_bytes(padded)
-        }
-    };
+    let word = right_aligned(&id[..end]);
     // The low bytes before the digits become '0's.
     let pad = (1u64 << (8 * (8 - count.clamp(1, 8)) as u32)) - 1;
     (word & !pad) | (ASCII_ZEROS & pad)
