@@ -508,23 +508,8 @@ impl Book {
         let quantity = kind::is_quantity(entry_kind);
         if quantity {
             self.apply_quantities(legs)?;
-        }
-        // Money: check every leg before applying any, so a refused entry changes nothing.
-        for (account, asset, amount) in legs.iter().filter(|_| !quantity) {
-            if self.account_external[account.0 as usize] {
-                continue;
-            }
-            let key = (account.0, asset.0);
-            let current = self.balances.get(&key).map_or(0, |b| b.balance_minor);
-            current
-                .checked_add(*amount)
-                .ok_or_else(|| EngineError::Overflow {
-                    what: format!(
-                        "balance of {} in {}",
-                        self.accounts.name(account.0),
-                        self.assets.name(asset.0)
-                    ),
-                })?;
+        } else {
+            self.check_money_legs(legs)?;
         }
         let entry = self.entries.len() as u32;
         self.entries.push((entry_id.to_string(), entry_kind));
@@ -545,6 +530,31 @@ impl Book {
             let key = (account.0, asset.0);
             self.balances.entry(key).or_default().balance_minor += amount;
             self.touched_balances.insert(key);
+        }
+        Ok(())
+    }
+
+    fn overflow(&self, account: AccountId, asset: AssetId) -> EngineError {
+        EngineError::Overflow {
+            what: format!(
+                "balance of {} in {}",
+                self.accounts.name(account.0),
+                self.assets.name(asset.0)
+            ),
+        }
+    }
+
+    /// Money legs are checked before any is applied, so a refused entry changes nothing.
+    fn check_money_legs(&self, legs: &[LegIds]) -> Result<(), EngineError> {
+        for (account, asset, amount) in legs {
+            if self.account_external[account.0 as usize] {
+                continue;
+            }
+            let key = (account.0, asset.0);
+            let current = self.balances.get(&key).map_or(0, |b| b.balance_minor);
+            current
+                .checked_add(*amount)
+                .ok_or_else(|| self.overflow(*account, *asset))?;
         }
         Ok(())
     }
@@ -583,13 +593,7 @@ impl Book {
                             None => self.positions.remove(&key),
                         };
                     }
-                    return Err(EngineError::Overflow {
-                        what: format!(
-                            "balance of {} in {}",
-                            self.accounts.name(account.0),
-                            self.assets.name(asset.0)
-                        ),
-                    });
+                    return Err(self.overflow(account, asset));
                 }
             }
         }

@@ -8,9 +8,9 @@ use std::path::Path;
 
 use super::key_cache::KeyCache;
 use super::{
-    check_text, check_text_with, optional_text, price_from_text, quantity_from_text, Bad, DateMemo,
-    FilePart, KeyColumn, PartStats, ReadStats, TradeKeys, TradeSink, BUSINESS_DATE, BUYER,
-    EXECUTED_AT, INSTRUMENT, PRICE, QUANTITY, SELLER, TRADE_COLUMNS, TRADE_ID,
+    check_text_with, optional_text, price_from_text, quantity_from_text, Bad, DateMemo, FilePart,
+    KeyColumn, PartStats, ReadStats, TradeKeys, TradeSink, BUSINESS_DATE, BUYER, EXECUTED_AT,
+    INSTRUMENT, PRICE, QUANTITY, SELLER, TRADE_COLUMNS, TRADE_ID,
 };
 use crate::csvscan::{read_header, width_error, CsvScanner, Layout, Scan};
 use crate::fields::UTF8_REASON;
@@ -265,7 +265,7 @@ fn decode_plain<S: TradeSink>(
     line: u64,
     sink: &mut S,
 ) {
-    let [trade_id, business_date, instrument, buyer, seller, price, quantity, executed_at] = row;
+    let [trade_id, _, instrument, buyer, seller, ..] = row;
     let known = (
         keys.key(KeyColumn::Instrument, instrument, sink),
         keys.key(KeyColumn::Member, buyer, sink),
@@ -277,27 +277,7 @@ fn decode_plain<S: TradeSink>(
         }
         return;
     };
-    let executed_at = optional_text(executed_at);
-    let decoded = check_text_with(
-        dates,
-        trade_id,
-        business_date,
-        [instrument, buyer, seller],
-        true,
-        executed_at,
-    )
-    .and_then(|()| {
-        Ok(TradeFields {
-            trade_id,
-            business_date,
-            instrument,
-            buyer,
-            seller,
-            price: price_from_text(price)?,
-            quantity: quantity_from_text(quantity)?,
-            executed_at,
-        })
-    });
+    let decoded = checked_fields(row, dates, true);
     match (decoded, instrument_key, buyer_key, seller_key) {
         (Ok(fields), Some(instrument), Some(buyer), Some(seller)) => sink.trade_keyed(
             line,
@@ -344,18 +324,30 @@ fn decode_text<S: TradeSink>(
     line: u64,
     sink: &mut S,
 ) -> Result<(), Bad> {
-    let [trade_id, business_date, instrument, buyer, seller, price, quantity, executed_at] = text;
+    let fields = checked_fields(text, dates, false)?;
+    sink.trade(line, &fields);
+    Ok(())
+}
+
+/// A row's fields checked and decoded; `ids_known_good` skips the syntax checks of instrument,
+/// buyer and seller (see [`check_text_with`]), every other check runs in the same order.
+#[inline]
+fn checked_fields<'a>(
+    row: [&'a str; 8],
+    dates: &mut DateMemo,
+    ids_known_good: bool,
+) -> Result<TradeFields<'a>, Bad> {
+    let [trade_id, business_date, instrument, buyer, seller, price, quantity, executed_at] = row;
     let executed_at = optional_text(executed_at);
-    check_text(
+    check_text_with(
         dates,
         trade_id,
         business_date,
-        instrument,
-        buyer,
-        seller,
+        [instrument, buyer, seller],
+        ids_known_good,
         executed_at,
     )?;
-    let fields = TradeFields {
+    Ok(TradeFields {
         trade_id,
         business_date,
         instrument,
@@ -364,9 +356,7 @@ fn decode_text<S: TradeSink>(
         price: price_from_text(price)?,
         quantity: quantity_from_text(quantity)?,
         executed_at,
-    };
-    sink.trade(line, &fields);
-    Ok(())
+    })
 }
 
 #[cfg(test)]
