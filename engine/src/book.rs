@@ -226,6 +226,48 @@ struct Position {
     touched: bool,
 }
 
+/// Positions by asset, then by account. A securities entry (one instrument, a leg per member
+/// holding it) then works in one instrument's small table instead of hopping over a table of
+/// the whole market's positions: with 2M positions in one map every leg was a cache and TLB
+/// miss, 60% of the posting stage.
+#[derive(Debug, Clone, Default)]
+struct Positions {
+    by_asset: Vec<FxHashMap<u32, Position>>,
+}
+
+impl Positions {
+    fn get(&self, (account, asset): Key) -> Option<&Position> {
+        self.by_asset.get(asset as usize)?.get(&account)
+    }
+
+    /// The table of one asset, created on first use.
+    fn of_asset(&mut self, asset: u32) -> &mut FxHashMap<u32, Position> {
+        let i = asset as usize;
+        if i >= self.by_asset.len() {
+            self.by_asset.resize_with(i + 1, FxHashMap::default);
+        }
+        &mut self.by_asset[i]
+    }
+
+    fn insert(&mut self, (account, asset): Key, position: Position) {
+        self.of_asset(asset).insert(account, position);
+    }
+
+    fn remove(&mut self, (account, asset): Key) {
+        if let Some(table) = self.by_asset.get_mut(asset as usize) {
+            table.remove(&account);
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (Key, &Position)> {
+        self.by_asset.iter().enumerate().flat_map(|(asset, table)| {
+            table
+                .iter()
+                .map(move |(&account, p)| ((account, asset as u32), p))
+        })
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Book {
     accounts: Interner,
@@ -233,7 +275,7 @@ pub struct Book {
     /// Per account id: outside the virtual ledger (a custody account or the depository).
     account_external: Vec<bool>,
     balances: FxHashMap<Key, Balance>,
-    positions: FxHashMap<Key, Position>,
+    positions: Positions,
     touched_balances: FxHashSet<Key>,
     /// Accounts outside the virtual ledger (custody accounts): their legs record where outside
     /// money came from, they hold no virtual balance.
@@ -311,14 +353,14 @@ impl Book {
 
     pub fn position(&self, account: &str, instrument: &str) -> i64 {
         self.key(account, instrument)
-            .and_then(|k| self.positions.get(&k))
+            .and_then(|k| self.positions.get(k))
             .map_or(0, |p| p.quantity)
     }
 
     /// [`Book::position`] by ids.
     pub fn position_of(&self, account: AccountId, instrument: AssetId) -> i64 {
         self.positions
-            .get(&(account.0, instrument.0))
+            .get((account.0, instrument.0))
             .map_or(0, |p| p.quantity)
     }
 
@@ -386,7 +428,7 @@ impl Book {
         self.positions
             .iter()
             .filter(|(_, p)| p.touched)
-            .map(|(k, p)| (self.names(k), p.quantity))
+            .map(|(k, p)| (self.names(&k), p.quantity))
             .collect()
     }
 
@@ -394,14 +436,14 @@ impl Book {
     /// batch (zeros left out), sorted by account and instrument: how the ledger stores them.
     pub fn changed_position_sets(&self) -> Vec<(String, PositionSet)> {
         let mut touched = vec![false; self.accounts.names.len()];
-        for (&(account, _), p) in &self.positions {
+        for ((account, _), p) in self.positions.iter() {
             touched[account as usize] |= p.touched;
         }
         // Bucketed by asset rank first, then dealt to accounts in rank order: every account's
         // set comes out sorted by instrument without a sort per account.
         let asset_ranks = self.assets.ranks();
         let mut by_rank: Vec<Vec<(u32, i64)>> = vec![Vec::new(); asset_ranks.len()];
-        for (&(account, asset), p) in &self.positions {
+        for ((account, asset), p) in self.positions.iter() {
             if touched[account as usize] && p.quantity != 0 {
                 by_rank[asset_ranks[asset as usize] as usize].push((account, p.quantity));
             }
@@ -430,12 +472,6 @@ impl Book {
             .collect();
         sets.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         sets
-    }
-
-    /// Room for `n` more positions, so that a market's worth of new positions is not
-    /// rehashed again and again while it is posted.
-    pub fn reserve_positions(&mut self, n: usize) {
-        self.positions.reserve(n);
     }
 
     /// Moves `amount_minor` of an account's balance into (> 0) or out of (< 0) its frozen
@@ -571,7 +607,7 @@ impl Book {
                 continue;
             }
             let key = (account.0, asset.0);
-            let slot = self.positions.entry(key);
+            let slot = self.positions.of_asset(asset.0).entry(account.0);
             let before = match &slot {
                 std::collections::hash_map::Entry::Occupied(o) => Some(*o.get()),
                 std::collections::hash_map::Entry::Vacant(_) => None,
@@ -585,13 +621,13 @@ impl Book {
                 }
                 None => {
                     if before.is_none() {
-                        self.positions.remove(&key);
+                        self.positions.remove(key);
                     }
                     for (key, before) in undo.into_iter().rev() {
                         match before {
                             Some(p) => self.positions.insert(key, p),
-                            None => self.positions.remove(&key),
-                        };
+                            None => self.positions.remove(key),
+                        }
                     }
                     return Err(self.overflow(account, asset));
                 }

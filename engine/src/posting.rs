@@ -155,7 +155,6 @@ pub fn post_nets(
         fee_legs.push((fee_account, asset, nets.fee_totals_minor[ci]));
         book.post_ids(&format!("FEE-{code}"), kind::FEE, &fee_legs)?;
     }
-    book.reserve_positions(nets.qty.len());
     let mut by_instrument: Vec<Vec<LegIds>> = vec![Vec::new(); refs.instruments.len()];
     for n in &nets.qty {
         let i = n.instrument.0 as usize;
