@@ -953,57 +953,71 @@ impl Batch<'_> {
                 .map(|c| c.instruction_id.clone())
                 .collect(),
         };
-        match ledger.commit(snapshot.version, &write) {
-            Ok(()) => {}
-            Err(e @ (LedgerError::AlreadyPosted { .. } | LedgerError::Raced { .. })) => {
-                // Another run committed first. The batch key decides: the same input posted
-                // means this run's work is done (exit 0, its outputs restored); the date taken
-                // by other input is a conflict; anything else is a race to run again.
-                return match ledger.posted_digest(self.date)? {
-                    Some(posted) if posted == self.digest => {
-                        let out_dir = out_dir_for(self.opts, self.date);
-                        outputs::write_files(&out_dir, &ledger.outputs(self.date)?)?;
-                        timer.lap("restore");
-                        Ok(RunReport {
-                            status: RunStatus::AlreadyPosted,
+        let out_dir = out_dir_for(self.opts, self.date);
+        // The outputs are written and synced under temporary names while the ledger commits
+        // (the disk works while the other core compresses and the ledger inserts); they are
+        // renamed into place only once the commit has succeeded.
+        let (committed, staged) = std::thread::scope(|scope| {
+            let staging = scope.spawn(|| outputs::stage_files(&out_dir, &write.outputs));
+            let committed = ledger.commit(snapshot.version, &write);
+            (
+                committed,
+                staging.join().expect("an output writer panicked"),
+            )
+        });
+        if let Err(e) = committed {
+            if let Ok(staged) = staged {
+                staged.discard();
+            }
+            return match e {
+                e @ (LedgerError::AlreadyPosted { .. } | LedgerError::Raced { .. }) => {
+                    // Another run committed first. The batch key decides: the same input posted
+                    // means this run's work is done (exit 0, its outputs restored); the date taken
+                    // by other input is a conflict; anything else is a race to run again.
+                    return match ledger.posted_digest(self.date)? {
+                        Some(posted) if posted == self.digest => {
+                            outputs::write_files(&out_dir, &ledger.outputs(self.date)?)?;
+                            timer.lap("restore");
+                            Ok(RunReport {
+                                status: RunStatus::AlreadyPosted,
+                                business_date: Some(self.date),
+                                out_dir: Some(out_dir),
+                                rejects: Vec::new(),
+                                summary: None,
+                                timings: timer.stages,
+                            })
+                        }
+                        Some(_) => Ok(RunReport {
+                            status: RunStatus::Conflict {
+                                reason: format!(
+                                    "business date {} was posted with different input by a \
+                                 concurrent run",
+                                    self.date
+                                ),
+                            },
                             business_date: Some(self.date),
-                            out_dir: Some(out_dir),
-                            rejects: Vec::new(),
+                            out_dir: None,
+                            rejects,
                             summary: None,
                             timings: timer.stages,
-                        })
-                    }
-                    Some(_) => Ok(RunReport {
-                        status: RunStatus::Conflict {
-                            reason: format!(
-                                "business date {} was posted with different input by a \
-                                 concurrent run",
-                                self.date
-                            ),
-                        },
-                        business_date: Some(self.date),
-                        out_dir: None,
-                        rejects,
-                        summary: None,
-                        timings: timer.stages,
-                    }),
-                    None => Err(e.into()),
-                };
-            }
-            Err(e) => return Err(e.into()),
+                        }),
+                        None => Err(e.into()),
+                    };
+                }
+                e => Err(e.into()),
+            };
         }
         faults::point("posted");
         timer.lap("commit");
 
-        let out_dir = out_dir_for(self.opts, self.date);
         // The ledger's checkpoint (the batch copied from the WAL into the ledger file) runs
-        // while the outputs are written: both mostly wait on the disk.
+        // while the outputs are renamed into place.
         let checkpointer = ledger.checkpointer();
         let written = std::thread::scope(|scope| {
             if let Some(c) = checkpointer {
                 scope.spawn(|| c.run());
             }
-            outputs::write_files(&out_dir, &write.outputs)
+            staged.and_then(outputs::Staged::publish)
         });
         written.map_err(|cause| EngineError::OutputsNotWritten {
             date: self.date.to_string(),

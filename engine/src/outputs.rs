@@ -4,7 +4,7 @@
 //! Input: the results of every stage. Output: `(file name, bytes)` pairs, sorted by name.
 //! Rendering is pure: the same results give byte-identical files.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use clearhouse_formats::model::RowError;
 use clearhouse_formats::money::{AmountMinor, Currency};
@@ -401,22 +401,69 @@ pub fn render_defaults(
 }
 
 /// Writes each file under a temporary name, syncs it, then renames it into place, so a
-/// reader (or a crash) never sees half a file. The files are written and synced on two
-/// threads, so that one file's sync waits on the disk while the other thread copies; the
-/// renames follow, in order, once every file is durable.
+/// reader (or a crash) never sees half a file.
 pub fn write_files(dir: &Path, files: &Files) -> Result<(), EngineError> {
+    stage_files(dir, files)?.publish()
+}
+
+/// Output files written and synced under temporary names: complete and durable, but not
+/// visible until [`Staged::publish`] renames them into place. The end-of-day batch stages its
+/// outputs while the ledger commits, and publishes them once the commit has succeeded.
+#[must_use = "staged files are invisible until published, and left behind unless discarded"]
+pub struct Staged<'a> {
+    dir: PathBuf,
+    files: &'a Files,
+}
+
+/// The temporary name of an output while it is written: hidden, and naming the process, so
+/// that two runs writing one directory never write into each other's files.
+fn temporary_name(name: &str, pid: u32) -> String {
+    format!(".{name}.{pid}.tmp")
+}
+
+/// The writing process of a temporary file, if the name is one (`None` for the names before
+/// they carried the process id, which are always stale).
+fn temporary_pid(name: &str) -> Option<Option<u32>> {
+    let stem = name.strip_prefix('.')?.strip_suffix(".tmp")?;
+    Some(
+        stem.rsplit_once('.')
+            .and_then(|(_, pid)| pid.parse::<u32>().ok()),
+    )
+}
+
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists; nothing is sent.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Writes and syncs each file under its temporary name. The files are written on two
+/// threads, so that one file's sync waits on the disk while the other thread copies.
+pub fn stage_files<'a>(dir: &Path, files: &'a Files) -> Result<Staged<'a>, EngineError> {
     std::fs::create_dir_all(dir).map_err(|e| EngineError::io(dir, e))?;
-    // A run that died mid-write may have left temporary files: they are never outputs.
+    // A run that died mid-write may have left temporary files: they are never outputs. A live
+    // process's files are its own business.
+    let me = std::process::id();
     for entry in std::fs::read_dir(dir).map_err(|e| EngineError::io(dir, e))? {
         let entry = entry.map_err(|e| EngineError::io(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.starts_with('.') && name.ends_with(".tmp") {
-            let _ = std::fs::remove_file(entry.path());
+        match temporary_pid(&name) {
+            Some(Some(pid)) if pid != me && process_alive(pid) => {}
+            Some(_) => {
+                let _ = std::fs::remove_file(entry.path());
+            }
+            None => {}
         }
     }
-    let tmp_of = |name: &str| dir.join(format!(".{name}.tmp"));
+    let staged = Staged {
+        dir: dir.to_path_buf(),
+        files,
+    };
     let write_one = |name: &str, content: &[u8]| -> Result<(), (String, std::io::Error)> {
-        let tmp = tmp_of(name);
+        let tmp = staged.tmp_of(name);
         let write = || -> std::io::Result<()> {
             use std::io::Write;
             let mut f = std::fs::File::create(&tmp)?;
@@ -448,21 +495,38 @@ pub fn write_files(dir: &Path, files: &Files) -> Result<(), EngineError> {
     if let Some((name, e)) = failed {
         // A full disk leaves half-written temporary files: remove them now rather than leave
         // their space taken until the next run.
-        for (name, _) in files {
-            let _ = std::fs::remove_file(tmp_of(name));
-        }
-        return Err(EngineError::io(dir.join(name), e));
-    }
-    for (i, (name, _)) in files.iter().enumerate() {
-        if i == files.len() / 2 {
-            crate::faults::point("outputs:middle");
-        }
         let path = dir.join(name);
-        std::fs::rename(tmp_of(name), &path).map_err(|e| EngineError::io(&path, e))?;
+        staged.discard();
+        return Err(EngineError::io(path, e));
     }
-    // Make the renames themselves durable.
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
+    Ok(staged)
+}
+
+impl Staged<'_> {
+    fn tmp_of(&self, name: &str) -> PathBuf {
+        self.dir.join(temporary_name(name, std::process::id()))
     }
-    Ok(())
+
+    /// Renames every file into place, in order, and syncs the directory.
+    pub fn publish(self) -> Result<(), EngineError> {
+        for (i, (name, _)) in self.files.iter().enumerate() {
+            if i == self.files.len() / 2 {
+                crate::faults::point("outputs:middle");
+            }
+            let path = self.dir.join(name);
+            std::fs::rename(self.tmp_of(name), &path).map_err(|e| EngineError::io(&path, e))?;
+        }
+        // Make the renames themselves durable.
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Removes the temporary files: the batch they belong to did not commit.
+    pub fn discard(self) {
+        for (name, _) in self.files {
+            let _ = std::fs::remove_file(self.tmp_of(name));
+        }
+    }
 }
