@@ -19,8 +19,8 @@ use clearhouse_formats::reference;
 use clearhouse_formats::trades::TradeFormat;
 use clearhouse_formats::Parsed;
 
-use crate::banks::{aggregate, BankAggregation};
-use crate::book::Book;
+use crate::banks::{aggregate, BankAggregation, BankNet};
+use crate::book::{Book, Postings};
 use crate::funding::{check_funding, Shortfall};
 use crate::funds::{
     apply_deposits, apply_freezes, apply_withdrawals, check_fund_events, deposit_fingerprint,
@@ -712,6 +712,55 @@ fn reject(
     })
 }
 
+/// What the output files of a posted batch are rendered from.
+struct Rendering<'a> {
+    date: BusinessDate,
+    refs: &'a RefData,
+    nets: &'a Nets,
+    book: &'a Book,
+    effects: &'a FundEffects,
+    postings: &'a Postings,
+    bank_nets: &'a [BankNet],
+    instructions: &'a [Instruction],
+    rejects: &'a [RowError],
+    shortfalls: &'a [Shortfall],
+    defaults: &'a [crate::posting::Default],
+}
+
+/// Every output file but summary.json. The files that grow with the market (a row per member
+/// and instrument): security positions (CSV and Parquet) render on a thread of their own while
+/// this one renders postings and the rest.
+fn render_outputs(r: &Rendering<'_>) -> Result<Files, EngineError> {
+    std::thread::scope(|scope| {
+        let large = scope.spawn(|| -> Result<Files, EngineError> {
+            let mut files = Files::new();
+            outputs::render_security_positions(r.refs, r.nets, &mut files)?;
+            Ok(files)
+        });
+        let mut files = Files::new();
+        let small = (|| -> Result<(), EngineError> {
+            outputs::render_postings(r.postings, &mut files)?;
+            outputs::render_member_positions(r.refs, r.nets, &mut files)?;
+            outputs::render_bank_positions(r.bank_nets, &mut files)?;
+            outputs::render_instructions(r.instructions, &mut files)?;
+            crate::payment_files::render(r.date, &r.refs.platform, r.instructions, &mut files)?;
+            outputs::render_balances(
+                r.book,
+                |account, currency, _| withdrawable_minor(r.book, r.effects, account, currency),
+                &mut files,
+            )?;
+            outputs::render_rejects(r.rejects, &mut files)?;
+            outputs::render_shortfalls(r.refs, r.shortfalls, &mut files)?;
+            outputs::render_defaults(r.refs, r.defaults, &mut files)?;
+            Ok(())
+        })();
+        let large = large.join().expect("rendering panicked");
+        small?;
+        files.extend(large?);
+        Ok(files)
+    })
+}
+
 /// Everything known once the trades are netted: what the posting stages need.
 struct Batch<'a> {
     opts: &'a RunOptions,
@@ -824,41 +873,50 @@ impl Batch<'_> {
         timer.lap("instruct");
 
         observer.stage("outputs");
-        let postings = book.take_postings();
+        let postings = std::sync::Arc::new(book.take_postings());
         let mut rejects = self.rejects.clone();
         rejects.extend(effects.refused.iter().cloned());
-        // The files that grow with the market (a row per member and instrument): security
-        // positions (CSV and Parquet) render on a second core while this one renders postings,
-        // the rest and packs the positions.
-        let (large, small, position_sets) = std::thread::scope(|scope| {
-            let large = scope.spawn(|| -> Result<Files, EngineError> {
-                let mut files = Files::new();
-                outputs::render_security_positions(refs, nets, &mut files)?;
-                Ok(files)
+        let out_dir = out_dir_for(self.opts, self.date);
+        // The outputs render on the other core while this one opens the ledger transaction
+        // and writes the batch's balances, positions and legs; the summary and the outputs
+        // join them last.
+        let (pending, rendered) = std::thread::scope(|scope| {
+            let rendering = scope.spawn(|| {
+                render_outputs(&Rendering {
+                    date: self.date,
+                    refs,
+                    nets,
+                    book: &book,
+                    effects: &effects,
+                    postings: &postings,
+                    bank_nets: &bank_nets,
+                    instructions: &instructions,
+                    rejects: &rejects,
+                    shortfalls: &shortfalls,
+                    defaults: &defaults,
+                })
             });
-            let small = (|| -> Result<Files, EngineError> {
-                let mut files = Files::new();
-                outputs::render_postings(&postings, &mut files)?;
-                outputs::render_member_positions(refs, nets, &mut files)?;
-                outputs::render_bank_positions(&bank_nets, &mut files)?;
-                outputs::render_instructions(&instructions, &mut files)?;
-                crate::payment_files::render(self.date, &refs.platform, &instructions, &mut files)?;
-                outputs::render_balances(
-                    &book,
-                    |account, currency, _| withdrawable_minor(&book, &effects, account, currency),
-                    &mut files,
-                )?;
-                outputs::render_rejects(&rejects, &mut files)?;
-                outputs::render_shortfalls(refs, &shortfalls, &mut files)?;
-                outputs::render_defaults(refs, &defaults, &mut files)?;
-                Ok(files)
-            })();
-            let position_sets = book.changed_position_sets();
-            let large = large.join().expect("rendering panicked");
-            (large, small, position_sets)
+            let write = self.batch_write(
+                &book,
+                &effects,
+                &instructions,
+                snapshot,
+                custody_after,
+                &postings,
+            );
+            let begun = ledger.begin_batch(snapshot.version, &write);
+            (begun, rendering.join().expect("rendering panicked"))
         });
-        let mut files = small?;
-        files.extend(large?);
+        let mut files = match rendered {
+            Ok(files) => files,
+            Err(e) => {
+                ledger.abort_batch();
+                return Err(e);
+            }
+        };
+        if let Err(e) = pending {
+            return self.lost_race(e, ledger, out_dir, rejects, timer);
+        }
         timer.lap("render");
         let summary = summary::build(
             refs,
@@ -878,6 +936,66 @@ impl Batch<'_> {
         ));
         files.sort();
 
+        // The outputs are written and synced under temporary names while the ledger
+        // compresses its copies and commits; they are renamed into place only once the commit
+        // has succeeded.
+        let (committed, staged) = std::thread::scope(|scope| {
+            let staging = scope.spawn(|| outputs::stage_files(&out_dir, &files));
+            let committed = ledger.finish_batch(&summary_json, &files);
+            (
+                committed,
+                staging.join().expect("an output writer panicked"),
+            )
+        });
+        if let Err(e) = committed {
+            if let Ok(staged) = staged {
+                staged.discard();
+            }
+            return self.lost_race(e, ledger, out_dir, rejects, timer);
+        }
+        faults::point("posted");
+        timer.lap("commit");
+
+        // The ledger's checkpoint (the batch copied from the WAL into the ledger file) runs
+        // while the outputs are renamed into place.
+        let checkpointer = ledger.checkpointer();
+        let written = std::thread::scope(|scope| {
+            if let Some(c) = checkpointer {
+                scope.spawn(|| c.run());
+            }
+            staged.and_then(outputs::Staged::publish)
+        });
+        written.map_err(|cause| EngineError::OutputsNotWritten {
+            date: self.date.to_string(),
+            cause: Box::new(cause),
+        })?;
+        timer.lap("write");
+        Ok(RunReport {
+            status: RunStatus::Posted,
+            business_date: Some(self.date),
+            out_dir: Some(out_dir),
+            rejects,
+            summary: Some(summary),
+            timings: timer.stages,
+        })
+    }
+
+    /// What the ledger stores of a batch besides its summary and outputs.
+    fn batch_write(
+        &self,
+        book: &Book,
+        effects: &FundEffects,
+        instructions: &[Instruction],
+        snapshot: &Snapshot,
+        custody_after: BTreeMap<(String, String), i64>,
+        postings: &std::sync::Arc<Postings>,
+    ) -> BatchWrite {
+        let refs = self.refs;
+        let bank_of = |account: &str| {
+            refs.bank_of(account)
+                .map(str::to_string)
+                .or_else(|| snapshot.account_banks.get(account).cloned())
+        };
         // Every member is registered with its bank, traded or not, so that later operations
         // (a suspense assignment) know where its money is held.
         let account_banks = book
@@ -893,16 +1011,14 @@ impl Batch<'_> {
             .chain(refs.members.iter().map(|m| &m.member_id))
             .filter_map(|account| bank_of(account).map(|bank| (account.clone(), bank)))
             .collect();
-        let write = BatchWrite {
+        BatchWrite {
             business_date: self.date.to_string(),
             input_digest: self.digest.clone(),
-            summary_json,
             account_banks,
             balances: book.changed_balances(),
-            positions: position_sets,
+            positions: book.changed_position_sets(),
             custody: custody_after,
-            entries: postings,
-            outputs: files,
+            entries: std::sync::Arc::clone(postings),
             deposits: effects
                 .allocations
                 .iter()
@@ -952,86 +1068,54 @@ impl Batch<'_> {
                 .iter()
                 .map(|c| c.instruction_id.clone())
                 .collect(),
-        };
-        let out_dir = out_dir_for(self.opts, self.date);
-        // The outputs are written and synced under temporary names while the ledger commits
-        // (the disk works while the other core compresses and the ledger inserts); they are
-        // renamed into place only once the commit has succeeded.
-        let (committed, staged) = std::thread::scope(|scope| {
-            let staging = scope.spawn(|| outputs::stage_files(&out_dir, &write.outputs));
-            let committed = ledger.commit(snapshot.version, &write);
-            (
-                committed,
-                staging.join().expect("an output writer panicked"),
-            )
-        });
-        if let Err(e) = committed {
-            if let Ok(staged) = staged {
-                staged.discard();
-            }
-            return match e {
-                e @ (LedgerError::AlreadyPosted { .. } | LedgerError::Raced { .. }) => {
-                    // Another run committed first. The batch key decides: the same input posted
-                    // means this run's work is done (exit 0, its outputs restored); the date taken
-                    // by other input is a conflict; anything else is a race to run again.
-                    return match ledger.posted_digest(self.date)? {
-                        Some(posted) if posted == self.digest => {
-                            outputs::write_files(&out_dir, &ledger.outputs(self.date)?)?;
-                            timer.lap("restore");
-                            Ok(RunReport {
-                                status: RunStatus::AlreadyPosted,
-                                business_date: Some(self.date),
-                                out_dir: Some(out_dir),
-                                rejects: Vec::new(),
-                                summary: None,
-                                timings: timer.stages,
-                            })
-                        }
-                        Some(_) => Ok(RunReport {
-                            status: RunStatus::Conflict {
-                                reason: format!(
-                                    "business date {} was posted with different input by a \
-                                 concurrent run",
-                                    self.date
-                                ),
-                            },
-                            business_date: Some(self.date),
-                            out_dir: None,
-                            rejects,
-                            summary: None,
-                            timings: timer.stages,
-                        }),
-                        None => Err(e.into()),
-                    };
-                }
-                e => Err(e.into()),
-            };
         }
-        faults::point("posted");
-        timer.lap("commit");
+    }
 
-        // The ledger's checkpoint (the batch copied from the WAL into the ledger file) runs
-        // while the outputs are renamed into place.
-        let checkpointer = ledger.checkpointer();
-        let written = std::thread::scope(|scope| {
-            if let Some(c) = checkpointer {
-                scope.spawn(|| c.run());
+    /// The batch could not commit. Another run committed first: the batch key decides. The
+    /// same input posted means this run's work is done (exit 0, its outputs restored); the
+    /// date taken by other input is a conflict; anything else is a race to run again.
+    fn lost_race(
+        &self,
+        error: LedgerError,
+        ledger: &mut Ledger,
+        out_dir: PathBuf,
+        rejects: Vec<RowError>,
+        mut timer: Timer,
+    ) -> Result<RunReport, EngineError> {
+        if !matches!(
+            error,
+            LedgerError::AlreadyPosted { .. } | LedgerError::Raced { .. }
+        ) {
+            return Err(error.into());
+        }
+        match ledger.posted_digest(self.date)? {
+            Some(posted) if posted == self.digest => {
+                outputs::write_files(&out_dir, &ledger.outputs(self.date)?)?;
+                timer.lap("restore");
+                Ok(RunReport {
+                    status: RunStatus::AlreadyPosted,
+                    business_date: Some(self.date),
+                    out_dir: Some(out_dir),
+                    rejects: Vec::new(),
+                    summary: None,
+                    timings: timer.stages,
+                })
             }
-            staged.and_then(outputs::Staged::publish)
-        });
-        written.map_err(|cause| EngineError::OutputsNotWritten {
-            date: self.date.to_string(),
-            cause: Box::new(cause),
-        })?;
-        timer.lap("write");
-        Ok(RunReport {
-            status: RunStatus::Posted,
-            business_date: Some(self.date),
-            out_dir: Some(out_dir),
-            rejects,
-            summary: Some(summary),
-            timings: timer.stages,
-        })
+            Some(_) => Ok(RunReport {
+                status: RunStatus::Conflict {
+                    reason: format!(
+                        "business date {} was posted with different input by a concurrent run",
+                        self.date
+                    ),
+                },
+                business_date: Some(self.date),
+                out_dir: None,
+                rejects,
+                summary: None,
+                timings: timer.stages,
+            }),
+            None => Err(error.into()),
+        }
     }
 
     /// Exit 3: shortfalls.csv (and rejects.csv) written, nothing posted.

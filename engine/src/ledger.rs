@@ -295,14 +295,12 @@ pub struct EntryLeg {
 pub struct BatchWrite {
     pub business_date: String,
     pub input_digest: String,
-    pub summary_json: String,
     pub account_banks: BTreeMap<String, String>,
     pub balances: BTreeMap<(String, String), Balance>,
     /// Every position of each account whose positions the batch changed.
     pub positions: Vec<(String, PositionSet)>,
     pub custody: BTreeMap<(String, String), i64>,
-    pub entries: Postings,
-    pub outputs: Vec<(String, Vec<u8>)>,
+    pub entries: std::sync::Arc<Postings>,
     pub deposits: Vec<DepositRow>,
     pub withdrawals: Vec<WithdrawalRow>,
     pub freezes: Vec<FreezeRow>,
@@ -396,6 +394,8 @@ pub struct Ledger {
     path: PathBuf,
     /// `None` while the ledger is new (nothing posted yet).
     conn: Option<Db>,
+    /// The business date of a batch begun and not yet finished ([`Ledger::begin_batch`]).
+    pending: Option<String>,
 }
 
 impl Ledger {
@@ -430,6 +430,7 @@ impl Ledger {
             location,
             path,
             conn,
+            pending: None,
         })
     }
 
@@ -587,11 +588,28 @@ impl Ledger {
     }
 
     /// Posts a batch: every write in one transaction, on the version `based_on` only.
+    /// [`Ledger::begin_batch`] then [`Ledger::finish_batch`].
+    pub fn commit(
+        &mut self,
+        based_on: i64,
+        batch: &BatchWrite,
+        summary_json: &str,
+        outputs: &[(String, Vec<u8>)],
+    ) -> Result<(), LedgerError> {
+        self.begin_batch(based_on, batch)?;
+        self.finish_batch(summary_json, outputs)
+    }
+
+    /// Opens the batch's transaction and writes everything but its summary and outputs, which
+    /// the end-of-day run renders meanwhile on the other core. Nothing is visible until
+    /// [`Ledger::finish_batch`] commits; [`Ledger::abort_batch`] (or closing the ledger) rolls
+    /// it back. On an error nothing is left open.
     ///
     /// The batch's row goes first: if another run took the business date, the primary key
     /// refuses it ([`LedgerError::AlreadyPosted`]) before anything else is written; if another
     /// run committed anything since `based_on`, [`LedgerError::Raced`].
-    pub fn commit(&mut self, based_on: i64, batch: &BatchWrite) -> Result<(), LedgerError> {
+    pub fn begin_batch(&mut self, based_on: i64, batch: &BatchWrite) -> Result<(), LedgerError> {
+        assert!(self.pending.is_none(), "one batch at a time");
         if self.conn.is_none() {
             self.create()?;
         }
@@ -599,57 +617,88 @@ impl Ledger {
         let Some(conn) = self.conn.as_ref() else {
             return Err(no_ledger(path));
         };
-        // The outputs compress on the other core while this one writes the rest of the batch:
-        // the write lock is held for the longer of the two, not their sum.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        std::thread::scope(|scope| {
-            let compressing = scope
-                .spawn(|| packed::encode_outputs(&batch.outputs, threads.saturating_sub(1).max(1)));
-            let stored_outputs = || compressing.join().expect("an output compressor panicked");
-            let tx = conn.write_tx().map_err(|source| sql(&path, source))?;
-            let inserted = tx.execute(
-                "INSERT INTO batches (business_date, input_digest, summary) VALUES (?1, ?2, ?3)",
-                &[
-                    &batch.business_date,
-                    &batch.input_digest,
-                    &batch.summary_json,
-                ],
-            );
-            match inserted {
-                Ok(_) => {}
-                Err(e) if e.is_unique_violation() => {
-                    return Err(LedgerError::AlreadyPosted {
-                        path,
-                        business_date: batch.business_date.clone(),
-                    })
-                }
-                Err(e) => return Err(classify(&path, e)),
+        let tx = conn.write_tx().map_err(|source| sql(&path, source))?;
+        // The summary, with the stage timings of the rendering still under way, is filled in
+        // by `finish_batch`.
+        let inserted = tx.execute(
+            "INSERT INTO batches (business_date, input_digest, summary) VALUES (?1, ?2, '')",
+            &[&batch.business_date, &batch.input_digest],
+        );
+        match inserted {
+            Ok(_) => {}
+            Err(e) if e.is_unique_violation() => {
+                return Err(LedgerError::AlreadyPosted {
+                    path,
+                    business_date: batch.business_date.clone(),
+                })
             }
-            check_version(&tx, based_on, &path)?;
-            write_batch(&tx, batch, stored_outputs).map_err(|source| classify(&path, source))?;
+            Err(e) => return Err(classify(&path, e)),
+        }
+        check_version(&tx, based_on, &path)?;
+        write_batch(&tx, batch).map_err(|source| classify(&path, source))?;
+        tx.keep_open();
+        self.pending = Some(batch.business_date.clone());
+        Ok(())
+    }
+
+    /// Stores the begun batch's summary and outputs (compressed on every core), increments
+    /// the version and commits. On an error the batch is rolled back.
+    pub fn finish_batch(
+        &mut self,
+        summary_json: &str,
+        outputs: &[(String, Vec<u8>)],
+    ) -> Result<(), LedgerError> {
+        let business_date = self.pending.take().expect("a batch was begun");
+        let path = self.path.clone();
+        let conn = self.conn.as_ref().expect("a begun batch has a connection");
+        let tx = conn.resume_tx();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let stored = packed::encode_outputs(outputs, threads);
+        let write = || -> Result<(), DbError> {
+            tx.execute(
+                "UPDATE batches SET summary = ?2 WHERE business_date = ?1",
+                &[&business_date, &summary_json],
+            )?;
+            for ((name, _), content) in outputs.iter().zip(&stored) {
+                tx.execute(
+                    "INSERT INTO outputs (business_date, name, encoding, content)
+                     VALUES (?1, ?2, 'zstd', ?3)",
+                    &[&business_date, name, content],
+                )?;
+            }
             tx.execute(
                 "UPDATE meta SET value = value + 1 WHERE key = 'version'",
                 &[],
-            )
-            .map_err(|source| classify(&path, source))?;
-            crate::faults::point("posting:before-commit");
-            // SQLite: the batch goes to the WAL only; copying it into the ledger file is left
-            // to a checkpoint the caller can overlap with writing the outputs
-            // ([`Ledger::checkpointer`]). Durable either way: a committed WAL is the ledger.
-            let defer = tx.dialect() == Dialect::Sqlite;
-            if defer {
-                tx.batch("PRAGMA wal_autocheckpoint = 0")
-                    .map_err(|source| classify(&path, source))?;
+            )?;
+            Ok(())
+        };
+        write().map_err(|source| classify(&path, source))?;
+        crate::faults::point("posting:before-commit");
+        // SQLite: the batch goes to the WAL only; copying it into the ledger file is left
+        // to a checkpoint the caller can overlap with writing the outputs
+        // ([`Ledger::checkpointer`]). Durable either way: a committed WAL is the ledger.
+        let defer = tx.dialect() == Dialect::Sqlite;
+        if defer {
+            tx.batch("PRAGMA wal_autocheckpoint = 0")
+                .map_err(|source| classify(&path, source))?;
+        }
+        let committed = tx.commit().map_err(|source| classify(&path, source));
+        if defer {
+            // Later writes of this connection checkpoint as SQLite does by default.
+            let restored = conn.batch("PRAGMA wal_autocheckpoint = 1000");
+            committed?;
+            return restored.map_err(|source| sql(&path, source));
+        }
+        committed
+    }
+
+    /// Rolls back a begun batch (its outputs could not be rendered).
+    pub fn abort_batch(&mut self) {
+        if self.pending.take().is_some() {
+            if let Some(conn) = &self.conn {
+                drop(conn.resume_tx());
             }
-            let committed = tx.commit().map_err(|source| classify(&path, source));
-            if defer {
-                // Later writes of this connection checkpoint as SQLite does by default.
-                let restored = conn.batch("PRAGMA wal_autocheckpoint = 1000");
-                committed?;
-                return restored.map_err(|source| sql(&path, source));
-            }
-            committed
-        })
+        }
     }
 
     /// A checkpoint of this ledger's WAL that can run on another thread.
@@ -992,13 +1041,8 @@ fn position_sets(positions: &BTreeMap<(String, String), i64>) -> Vec<(String, Po
     sets
 }
 
-/// `stored_outputs` gives `batch.outputs` compressed ([`packed::encode_outputs`]), called
-/// once the rest is written. The batch's own row is written by [`Ledger::commit`], first.
-fn write_batch(
-    tx: &Db,
-    batch: &BatchWrite,
-    stored_outputs: impl FnOnce() -> Vec<Vec<u8>>,
-) -> Result<(), DbError> {
+/// Everything of a batch but its row, summary and outputs.
+fn write_batch(tx: &Db, batch: &BatchWrite) -> Result<(), DbError> {
     for (account, bank) in &batch.account_banks {
         tx.execute(
             "INSERT INTO accounts (account, bank) VALUES (?1, ?2)
@@ -1028,14 +1072,6 @@ fn write_batch(
     })?;
     write_fund_events(tx, batch)?;
     write_settlement(tx, batch)?;
-    let stored_outputs = stored_outputs();
-    for ((name, _), content) in batch.outputs.iter().zip(&stored_outputs) {
-        tx.execute(
-            "INSERT INTO outputs (business_date, name, encoding, content)
-             VALUES (?1, ?2, 'zstd', ?3)",
-            &[&batch.business_date, name, content],
-        )?;
-    }
     Ok(())
 }
 
@@ -1237,7 +1273,6 @@ mod tests {
         BatchWrite {
             business_date: date.to_string(),
             input_digest: digest.to_string(),
-            summary_json: "{}".to_string(),
             ..BatchWrite::default()
         }
     }
@@ -1248,9 +1283,11 @@ mod tests {
     fn the_batch_key_refuses_a_second_posting_of_a_date() {
         let dir = tempfile::tempdir().unwrap();
         let mut ledger = Ledger::open_at(Location::Sqlite(dir.path().join(LEDGER_FILE))).unwrap();
-        ledger.commit(0, &batch("2026-11-25", "a")).unwrap();
+        ledger
+            .commit(0, &batch("2026-11-25", "a"), "{}", &[])
+            .unwrap();
         let version = ledger.version().unwrap();
-        let again = ledger.commit(version, &batch("2026-11-25", "b"));
+        let again = ledger.commit(version, &batch("2026-11-25", "b"), "{}", &[]);
         assert!(
             matches!(again, Err(LedgerError::AlreadyPosted { ref business_date, .. })
                 if business_date == "2026-11-25"),
@@ -1259,7 +1296,9 @@ mod tests {
         assert_eq!(ledger.version().unwrap(), version);
         let date = BusinessDate::parse("2026-11-25").unwrap();
         assert_eq!(ledger.posted_digest(date).unwrap().as_deref(), Some("a"));
-        ledger.commit(version, &batch("2026-11-26", "c")).unwrap();
+        ledger
+            .commit(version, &batch("2026-11-26", "c"), "{}", &[])
+            .unwrap();
     }
 
     #[test]

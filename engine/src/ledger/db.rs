@@ -332,6 +332,15 @@ impl Db {
         })
     }
 
+    /// A guard over the transaction a [`Tx::keep_open`] left open: committed by
+    /// [`Tx::commit`], rolled back when dropped.
+    pub fn resume_tx(&self) -> Tx<'_> {
+        Tx {
+            db: self,
+            open: true,
+        }
+    }
+
     /// A read transaction: every read in it sees one version.
     pub fn read_tx(&self) -> Result<Tx<'_>, DbError> {
         self.batch(match self {
@@ -355,6 +364,12 @@ impl Tx<'_> {
     pub fn commit(mut self) -> Result<(), DbError> {
         self.open = false;
         self.db.batch("COMMIT")
+    }
+
+    /// Leaves the transaction open on the connection past this guard, for
+    /// [`Db::resume_tx`] to take up again.
+    pub fn keep_open(mut self) {
+        self.open = false;
     }
 }
 
