@@ -186,16 +186,35 @@ impl Postings {
         let entries = self.entry_ranks();
         let accounts = self.account_ranks();
         let assets = ranks(self.assets.iter().map(String::as_str));
-        let mut sorted: Vec<&PostedLeg> = self.legs.iter().collect();
-        // Stable: legs with the same names keep their posting order.
-        sorted.sort_by_key(|l| {
-            (
-                entries[l.entry as usize],
-                accounts[l.account.0 as usize],
-                assets[l.asset.0 as usize],
-            )
-        });
-        sorted
+        // Each leg's ranks and its position packed into one integer, computed once: a sort by
+        // a key closure looked the three ranks up again on every comparison (2M legs, ~40M
+        // comparisons). The position last keeps legs with the same names in posting order.
+        let Ok(count) = u32::try_from(self.legs.len()) else {
+            let mut sorted: Vec<&PostedLeg> = self.legs.iter().collect();
+            sorted.sort_by_key(|l| {
+                (
+                    entries[l.entry as usize],
+                    accounts[l.account.0 as usize],
+                    assets[l.asset.0 as usize],
+                )
+            });
+            return sorted;
+        };
+        let mut keys: Vec<u128> = self
+            .legs
+            .iter()
+            .zip(0..count)
+            .map(|(l, i)| {
+                u128::from(entries[l.entry as usize]) << 96
+                    | u128::from(accounts[l.account.0 as usize]) << 64
+                    | u128::from(assets[l.asset.0 as usize]) << 32
+                    | u128::from(i)
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.iter()
+            .map(|k| &self.legs[(*k as u32) as usize])
+            .collect()
     }
 }
 
@@ -647,6 +666,45 @@ pub enum FreezeRefusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The packed-key sort orders legs as a stable sort by their names does: entry id,
+        /// account, asset, then posting order (entries may share an id, names may repeat).
+        #[test]
+        fn sorted_legs_are_a_stable_sort_by_names(
+            accounts in proptest::collection::vec("[a-c]{0,2}", 1..5),
+            assets in proptest::collection::vec("[x-z]{0,2}", 1..4),
+            entry_ids in proptest::collection::vec("E[0-2]", 1..5),
+            legs in proptest::collection::vec((0usize..100, 0usize..100, 0usize..100, any::<i64>()), 0..60),
+        ) {
+            let postings = Postings {
+                entries: entry_ids.iter().map(|id| (id.clone(), kind::TRADE)).collect(),
+                legs: legs
+                    .iter()
+                    .map(|&(e, a, s, amount)| PostedLeg {
+                        entry: (e % entry_ids.len()) as u32,
+                        account: AccountId((a % accounts.len()) as u32),
+                        asset: AssetId((s % assets.len()) as u32),
+                        amount,
+                    })
+                    .collect(),
+                accounts,
+                assets,
+            };
+            let names = |l: &PostedLeg| {
+                let r = postings.leg(l);
+                (r.entry_id.to_string(), r.account.to_string(), r.asset.to_string())
+            };
+            let mut expected: Vec<&PostedLeg> = postings.legs.iter().collect();
+            expected.sort_by_key(|l| names(l));
+            let got = postings.sorted();
+            prop_assert_eq!(got.len(), expected.len());
+            for (g, e) in got.iter().zip(&expected) {
+                prop_assert!(std::ptr::eq(*g, *e));
+            }
+        }
+    }
 
     fn leg(account: &str, asset: &str, amount: i64) -> (String, String, i64) {
         (account.to_string(), asset.to_string(), amount)
