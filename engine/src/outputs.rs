@@ -530,3 +530,69 @@ impl Staged<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names_in(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn temporary_names_carry_the_writing_process() {
+        assert_eq!(temporary_name("postings.csv", 42), ".postings.csv.42.tmp");
+        assert_eq!(temporary_pid(".postings.csv.42.tmp"), Some(Some(42)));
+        // The names before the process id: always stale.
+        assert_eq!(temporary_pid(".postings.csv.tmp"), Some(None));
+        assert_eq!(temporary_pid("postings.csv"), None);
+        assert_eq!(temporary_pid(".hidden"), None);
+    }
+
+    /// Staged files are invisible until published and gone when discarded; a dead process's
+    /// temporary files are removed by the next stage, a live one's are left alone.
+    #[test]
+    fn staged_outputs_appear_only_when_published() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir_all(&out).unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let live = temporary_name("balances.csv", child.id());
+        std::fs::write(out.join(&live), b"another run's").unwrap();
+        std::fs::write(out.join(".balances.csv.tmp"), b"old").unwrap();
+        let mut reaped = std::process::Command::new("true").spawn().unwrap();
+        reaped.wait().unwrap();
+        let dead = temporary_name("balances.csv", reaped.id());
+        std::fs::write(out.join(&dead), b"a dead run's").unwrap();
+
+        let files: Files = vec![
+            ("a.csv".to_string(), b"a\n".to_vec()),
+            ("b.csv".to_string(), b"b\n".to_vec()),
+        ];
+        let me = std::process::id();
+        let staged = stage_files(&out, &files).unwrap();
+        let mut expected = vec![
+            live.clone(),
+            temporary_name("a.csv", me),
+            temporary_name("b.csv", me),
+        ];
+        expected.sort();
+        assert_eq!(names_in(&out), expected);
+        staged.discard();
+        assert_eq!(names_in(&out), vec![live.clone()]);
+
+        stage_files(&out, &files).unwrap().publish().unwrap();
+        assert_eq!(names_in(&out), vec![live, "a.csv".into(), "b.csv".into()]);
+        assert_eq!(std::fs::read(out.join("b.csv")).unwrap(), b"b\n");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
