@@ -712,6 +712,13 @@ fn reject(
     })
 }
 
+/// The bank holding an account's money: from the reference data, else as the ledger knows it.
+fn bank_holding(refs: &RefData, snapshot: &Snapshot, account: &str) -> Option<String> {
+    refs.bank_of(account)
+        .map(str::to_string)
+        .or_else(|| snapshot.account_banks.get(account).cloned())
+}
+
 /// What the output files of a posted batch are rendered from.
 struct Rendering<'a> {
     date: BusinessDate,
@@ -841,11 +848,7 @@ impl Batch<'_> {
         timer.lap("post");
 
         observer.stage("instructions");
-        let bank_of = |account: &str| {
-            refs.bank_of(account)
-                .map(str::to_string)
-                .or_else(|| snapshot.account_banks.get(account).cloned())
-        };
+        let bank_of = |account: &str| bank_holding(refs, snapshot, account);
         let BankAggregation {
             nets: bank_nets,
             custody_after,
@@ -991,11 +994,7 @@ impl Batch<'_> {
         postings: &std::sync::Arc<Postings>,
     ) -> BatchWrite {
         let refs = self.refs;
-        let bank_of = |account: &str| {
-            refs.bank_of(account)
-                .map(str::to_string)
-                .or_else(|| snapshot.account_banks.get(account).cloned())
-        };
+        let bank_of = |account: &str| bank_holding(refs, snapshot, account);
         // Every member is registered with its bank, traded or not, so that later operations
         // (a suspense assignment) know where its money is held.
         let account_banks = book
