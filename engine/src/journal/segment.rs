@@ -151,16 +151,30 @@ impl DirLock {
             .truncate(false)
             .open(&path)
             .map_err(|e| JournalError::io("open lock", &path, e))?;
-        lock_exclusive(&file).map_err(|e| {
-            if e.kind() == std::io::ErrorKind::WouldBlock {
-                JournalError::Locked { path: path.clone() }
-            } else {
-                JournalError::io("flock", &path, e)
+        // A lock that was just released can still look held: a thread of this process that is
+        // spawning a child holds a copy of every descriptor between fork and exec, and the
+        // flock lives until that copy is closed by the exec. So a held lock is retried for a
+        // short grace before it is reported as another writer's.
+        let deadline = std::time::Instant::now() + LOCK_GRACE;
+        let mut pause = std::time::Duration::from_millis(1);
+        loop {
+            match lock_exclusive(&file) {
+                Ok(()) => return Ok(DirLock { _file: file }),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if std::time::Instant::now() >= deadline {
+                        return Err(JournalError::Locked { path });
+                    }
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_millis(20));
+                }
+                Err(e) => return Err(JournalError::io("flock", &path, e)),
             }
-        })?;
-        Ok(DirLock { _file: file })
+        }
     }
 }
+
+/// How long [`DirLock::acquire`] retries a held lock before reporting it held.
+const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
 
 fn lock_exclusive(file: &File) -> std::io::Result<()> {
     use std::os::fd::AsRawFd;
