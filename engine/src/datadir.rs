@@ -16,7 +16,7 @@
 //! `clearhouse run DAY_DIR` uses the same ledger and outputs; it reads its reference data from
 //! the day directory (platform.toml falling back to the data directory's).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -96,29 +96,16 @@ impl DataDir {
     }
 
     /// Takes the data directory's writer lock (creating the directory if needed). Held for the
-    /// life of the returned guard; a second process gets [`EngineError::Locked`] at once.
+    /// life of the returned guard; a second process gets [`EngineError::Locked`] (after a short grace, see
+    /// [`crate::file_lock`]).
     pub fn lock(&self) -> Result<DataDirLock, EngineError> {
         std::fs::create_dir_all(&self.root).map_err(|e| EngineError::io(&self.root, e))?;
         let path = self.root.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| EngineError::io(&path, e))?;
-        use std::os::fd::AsRawFd;
-        // SAFETY: a plain syscall on a descriptor this function owns; the lock lives as long
-        // as the descriptor, which the guard keeps.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.kind() == std::io::ErrorKind::WouldBlock {
-                return Err(EngineError::Locked { path });
-            }
-            return Err(EngineError::io(&path, err));
+        match crate::file_lock::lock_exclusive(&path) {
+            Ok(Some(file)) => Ok(DataDirLock { _file: file }),
+            Ok(None) => Err(EngineError::Locked { path }),
+            Err(e) => Err(EngineError::io(&path, e)),
         }
-        Ok(DataDirLock { _file: file })
     }
 }
 

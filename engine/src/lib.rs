@@ -16,6 +16,7 @@ pub mod day;
 pub mod dedup;
 pub mod error;
 pub mod faults;
+mod file_lock;
 pub mod funding;
 pub mod funds;
 pub mod gen;

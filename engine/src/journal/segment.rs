@@ -144,45 +144,10 @@ pub(crate) struct DirLock {
 impl DirLock {
     pub(crate) fn acquire(dir: &Path) -> Result<DirLock, JournalError> {
         let path = dir.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| JournalError::io("open lock", &path, e))?;
-        // A lock that was just released can still look held: a thread of this process that is
-        // spawning a child holds a copy of every descriptor between fork and exec, and the
-        // flock lives until that copy is closed by the exec. So a held lock is retried for a
-        // short grace before it is reported as another writer's.
-        let deadline = std::time::Instant::now() + LOCK_GRACE;
-        let mut pause = std::time::Duration::from_millis(1);
-        loop {
-            match lock_exclusive(&file) {
-                Ok(()) => return Ok(DirLock { _file: file }),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    if std::time::Instant::now() >= deadline {
-                        return Err(JournalError::Locked { path });
-                    }
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(std::time::Duration::from_millis(20));
-                }
-                Err(e) => return Err(JournalError::io("flock", &path, e)),
-            }
+        match crate::file_lock::lock_exclusive(&path) {
+            Ok(Some(file)) => Ok(DirLock { _file: file }),
+            Ok(None) => Err(JournalError::Locked { path }),
+            Err(e) => Err(JournalError::io("lock", &path, e)),
         }
-    }
-}
-
-/// How long [`DirLock::acquire`] retries a held lock before reporting it held.
-const LOCK_GRACE: std::time::Duration = std::time::Duration::from_millis(250);
-
-fn lock_exclusive(file: &File) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    // SAFETY: plain syscall on an fd we own; the lock is released when the fd is closed.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
     }
 }

@@ -707,17 +707,6 @@ fn limits_and_options_are_enforced() {
     drop(journal);
     assert_eq!(verify(dir.path()).expect("verify").records, 1);
 
-    // A lock held a moment longer than its journal (as by a child being spawned between fork
-    // and exec) is waited for, not reported as another writer.
-    let held = segment::DirLock::acquire(dir.path()).expect("lock");
-    let release = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        drop(held);
-    });
-    let (journal, _) = Journal::open(dir.path(), small(SyncMode::Durable)).expect("open");
-    release.join().expect("release");
-    drop(journal);
-
     for bad in [
         JournalOptions {
             buffer_size_bytes: 5000,
