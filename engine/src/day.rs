@@ -30,7 +30,7 @@ use crate::ledger::{
     BatchWrite, DepositRow, FreezeRow, Ledger, LedgerError, Snapshot, WithdrawalRow,
 };
 use crate::netting::Nets;
-use crate::outputs::{self, Files};
+use crate::outputs::{self, Files, TableFiles};
 use crate::posting::{post_nets, post_opening, PostingRefusal, DEPOSITORY};
 use crate::reference::RefData;
 use crate::summary::{self, Summary};
@@ -739,10 +739,14 @@ struct Rendering<'a> {
 /// this one renders postings and the rest.
 fn render_outputs(r: &Rendering<'_>) -> Result<Files, EngineError> {
     std::thread::scope(|scope| {
-        let large = scope.spawn(|| -> Result<Files, EngineError> {
-            let mut files = Files::new();
-            outputs::render_security_positions(r.refs, r.nets, &mut files)?;
-            Ok(files)
+        // The largest files, each on its own thread: security positions as CSV and as
+        // Parquet, and (on this thread) postings.csv with the small files.
+        let large = [TableFiles::Csv, TableFiles::Parquet].map(|which| {
+            scope.spawn(move || -> Result<Files, EngineError> {
+                let mut files = Files::new();
+                outputs::render_security_positions(r.refs, r.nets, which, &mut files)?;
+                Ok(files)
+            })
         });
         let mut files = Files::new();
         let small = (|| -> Result<(), EngineError> {
@@ -761,9 +765,11 @@ fn render_outputs(r: &Rendering<'_>) -> Result<Files, EngineError> {
             outputs::render_defaults(r.refs, r.defaults, &mut files)?;
             Ok(())
         })();
-        let large = large.join().expect("rendering panicked");
+        let large = large.map(|h| h.join().expect("rendering panicked"));
         small?;
-        files.extend(large?);
+        for rendered in large {
+            files.extend(rendered?);
+        }
         Ok(files)
     })
 }

@@ -129,18 +129,36 @@ pub const DEFAULTS: TableSpec = TableSpec {
 /// Rendered output files: `(file name, content)`.
 pub type Files = Vec<(String, Vec<u8>)>;
 
-/// A table rendered as CSV, and as Parquet too when `parquet` is set.
+/// Which files of a table to render: a large table's CSV and Parquet files can be rendered
+/// on two threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableFiles {
+    Csv,
+    Parquet,
+}
+
+/// A table rendered as CSV, as Parquet, or as both.
 struct Table {
     spec: TableSpec,
-    csv: CsvTableWriter,
+    csv: Option<CsvTableWriter>,
     parquet: Option<ParquetTableWriter>,
 }
 
 impl Table {
+    /// The CSV file, and the Parquet file too when `parquet` is set.
     fn new(spec: TableSpec, parquet: bool) -> Result<Table, EngineError> {
+        Table::with(spec, true, parquet)
+    }
+
+    /// Only the file `which`.
+    fn only(spec: TableSpec, which: TableFiles) -> Result<Table, EngineError> {
+        Table::with(spec, which == TableFiles::Csv, which == TableFiles::Parquet)
+    }
+
+    fn with(spec: TableSpec, csv: bool, parquet: bool) -> Result<Table, EngineError> {
         Ok(Table {
             spec,
-            csv: CsvTableWriter::new(spec),
+            csv: csv.then(|| CsvTableWriter::new(spec)),
             parquet: if parquet {
                 Some(ParquetTableWriter::new(spec).map_err(table_error)?)
             } else {
@@ -150,7 +168,9 @@ impl Table {
     }
 
     fn row(&mut self, cells: &[Cell<'_>]) -> Result<(), EngineError> {
-        self.csv.row(cells).map_err(table_error)?;
+        if let Some(c) = &mut self.csv {
+            c.row(cells).map_err(table_error)?;
+        }
         if let Some(p) = &mut self.parquet {
             p.row(cells).map_err(table_error)?;
         }
@@ -158,7 +178,9 @@ impl Table {
     }
 
     fn finish(self, files: &mut Files) -> Result<(), EngineError> {
-        files.push((format!("{}.csv", self.spec.name), self.csv.finish()));
+        if let Some(c) = self.csv {
+            files.push((format!("{}.csv", self.spec.name), c.finish()));
+        }
         if let Some(p) = self.parquet {
             files.push((
                 format!("{}.parquet", self.spec.name),
@@ -198,12 +220,15 @@ pub fn render_member_positions(
     t.finish(files)
 }
 
+/// `security_positions` (2M rows on a large day), its CSV or its Parquet file: the two are
+/// rendered on two threads.
 pub fn render_security_positions(
     refs: &RefData,
     nets: &Nets,
+    which: TableFiles,
     files: &mut Files,
 ) -> Result<(), EngineError> {
-    let mut t = Table::new(SECURITY_POSITIONS, true)?;
+    let mut t = Table::only(SECURITY_POSITIONS, which)?;
     for n in &nets.qty {
         t.row(&[
             Cell::Text(&refs.member(n.member).member_id),
