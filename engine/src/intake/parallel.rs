@@ -256,20 +256,33 @@ struct Unit {
 }
 
 /// The units of `files`: each file whole when there are enough files to keep every thread
-/// busy, else split so that each thread gets about two units.
+/// busy, else split so that each thread gets about [`units_per_thread`] units.
 fn plan_units(files: &[(PathBuf, TradeFormat)], threads: usize) -> Result<Vec<Unit>, EngineError> {
-    let per_file = if threads <= 1 || files.len() >= 2 * threads {
-        1
-    } else {
-        (2 * threads).div_ceil(files.len().max(1))
-    };
     let mut units = Vec::new();
     for (file, (path, format)) in files.iter().enumerate() {
+        let wanted = units_per_thread(*format) * threads;
+        let per_file = if threads <= 1 || files.len() >= wanted {
+            1
+        } else {
+            wanted.div_ceil(files.len().max(1))
+        };
         for part in split_trade_file(path, *format, per_file)? {
             units.push(Unit { file, part });
         }
     }
     Ok(units)
+}
+
+/// How many units a thread should get. The thread that finishes its last unit first waits
+/// for the other, so smaller units balance the end better, at a cost per unit. Parquet
+/// files split at row groups, which cost nothing to find: four units per thread (a 10M-trade
+/// day in four files: read+validate median 2.15 s → 1.99 s over six alternating runs).
+/// A CSV part costs its boundary search and its own key cache: two (four were no faster).
+fn units_per_thread(format: TradeFormat) -> usize {
+    match format {
+        TradeFormat::Parquet => 4,
+        TradeFormat::Csv | TradeFormat::Jsonl => 2,
+    }
 }
 
 /// Each file's units read whole, as one.
