@@ -561,3 +561,74 @@ fn validate_units(
         counts,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clearhouse_formats::money::Decimal;
+    use clearhouse_formats::trades::TradeFileWriter;
+
+    /// A Parquet trade file of `rows` rows in row groups of `group_rows`.
+    fn parquet_file(path: &Path, rows: usize, group_rows: usize) {
+        let mut w =
+            TradeFileWriter::create_with_row_groups(path, TradeFormat::Parquet, 2, group_rows)
+                .expect("create");
+        for i in 0..rows {
+            let id = format!("T{i:08}");
+            w.write(&TradeFields {
+                trade_id: &id,
+                business_date: "2026-11-25",
+                instrument: "I00001",
+                buyer: "M00001",
+                seller: "M00002",
+                price: Decimal::from_unscaled(1000, 2).expect("price"),
+                quantity: 1,
+                executed_at: None,
+            })
+            .expect("write");
+        }
+        w.finish().expect("finish");
+    }
+
+    fn parts_per_file(units: &[Unit], files: usize) -> Vec<usize> {
+        (0..files)
+            .map(|f| units.iter().filter(|u| u.file == f).count())
+            .collect()
+    }
+
+    #[test]
+    fn parquet_days_split_into_about_four_units_per_thread_csv_days_two() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let parquet: Vec<(PathBuf, TradeFormat)> = (0..4)
+            .map(|i| {
+                let path = dir.path().join(format!("trades-{i}.parquet"));
+                parquet_file(&path, 9, 3);
+                (path, TradeFormat::Parquet)
+            })
+            .collect();
+        // Four files, two threads: eight units, two per file (at row groups).
+        let units = plan_units(&parquet, 2).expect("plan");
+        assert_eq!(parts_per_file(&units, 4), vec![2, 2, 2, 2]);
+        assert!(units
+            .iter()
+            .all(|u| matches!(u.part, FilePart::RowGroups { .. })));
+        // One thread: whole files. One file, two threads: as many parts as row groups.
+        assert_eq!(plan_units(&parquet, 1).expect("plan").len(), 4);
+        assert_eq!(plan_units(&parquet[..1], 2).expect("plan").len(), 3);
+
+        // CSV: two units per thread, so four files on two threads are read whole.
+        let csv: Vec<(PathBuf, TradeFormat)> = (0..4)
+            .map(|i| {
+                let path = dir.path().join(format!("trades-{i}.csv"));
+                let mut text =
+                    String::from("trade_id,business_date,instrument,buyer,seller,price,quantity\n");
+                text.push_str(&"T1,2026-11-25,I00001,M00001,M00002,10.00,1\n".repeat(100));
+                std::fs::write(&path, text).expect("write");
+                (path, TradeFormat::Csv)
+            })
+            .collect();
+        let units = plan_units(&csv, 2).expect("plan");
+        assert!(units.iter().all(|u| u.part == FilePart::Whole));
+        assert_eq!(units.len(), 4);
+    }
+}
