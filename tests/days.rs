@@ -65,8 +65,15 @@ fn same_input_gives_byte_identical_outputs_in_fresh_data_dirs() {
             assert_eq!(bytes, &fb[name], "{name} differs between two runs");
         }
     }
-    assert!(fa.contains_key("member_positions.parquet"));
-    assert!(fa.contains_key("instructions.parquet"));
+    for parquet in [
+        "member_positions.parquet",
+        "instructions.parquet",
+        "security_positions.parquet",
+        "balances.parquet",
+        "bank_positions.parquet",
+    ] {
+        assert!(fa.contains_key(parquet), "{parquet} missing");
+    }
 }
 
 #[test]
