@@ -184,39 +184,9 @@ impl DayFiles {
 }
 
 /// A digest of everything that decides a batch: each input file's name and bytes, and the
-/// options that change what is posted. Identical input ⇒ identical digest.
+/// options that change what is posted. Identical input ⇒ identical digest ([`crate::digest`]).
 pub fn input_digest(files: &DayFiles, skip_invalid: bool) -> Result<String, EngineError> {
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"clearhouse-input-v1\0");
-    hasher.update(if skip_invalid {
-        b"skip-invalid\0"
-    } else {
-        b"strict\0"
-    });
-    let mut paths = files.all();
-    paths.sort_by_key(|p| p.file_name().map(|n| n.to_os_string()));
-    let mut buffer = vec![0u8; 1 << 20];
-    for path in paths {
-        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-        hasher.update(name.unwrap_or_default().as_bytes());
-        hasher.update(b"\0");
-        let mut file = std::fs::File::open(path).map_err(|e| EngineError::io(path, e))?;
-        let len = file.metadata().map_err(|e| EngineError::io(path, e))?.len();
-        hasher.update(&len.to_le_bytes());
-        // Large reads: BLAKE3 hashes many 1 KiB chunks at once only when given them together
-        // (io::copy's 8 KiB buffer kept it at a fraction of its speed on a 10 GB day).
-        loop {
-            use std::io::Read;
-            let n = file
-                .read(&mut buffer)
-                .map_err(|e| EngineError::io(path, e))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buffer[..n]);
-        }
-    }
-    Ok(hasher.finalize().to_hex().to_string())
+    crate::digest::input_digest(&files.all(), skip_invalid, crate::intake::intake_threads())
 }
 
 pub(crate) struct Timer {

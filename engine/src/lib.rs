@@ -14,6 +14,7 @@ pub mod close;
 pub mod datadir;
 pub mod day;
 pub mod dedup;
+pub mod digest;
 pub mod error;
 pub mod faults;
 mod file_lock;
