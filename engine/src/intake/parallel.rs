@@ -276,7 +276,7 @@ fn plan_units(files: &[(PathBuf, TradeFormat)], threads: usize) -> Result<Vec<Un
 /// How many units a thread should get. The thread that finishes its last unit first waits
 /// for the other, so smaller units balance the end better, at a cost per unit. Parquet
 /// files split at row groups, which cost nothing to find: four units per thread (a 10M-trade
-/// day in four files: read+validate median 2.15 s → 1.99 s over six alternating runs).
+/// day in four files: read+validate median 2.10 s → 1.96 s, BENCHMARKS.md "Sixth pass").
 /// A CSV part costs its boundary search and its own key cache: two (four were no faster).
 fn units_per_thread(format: TradeFormat) -> usize {
     match format {
