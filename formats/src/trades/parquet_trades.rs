@@ -124,7 +124,13 @@ pub(super) fn read_part<S: TradeSink>(
     };
     // Low-cardinality text columns are decoded as dictionaries: no string is copied per row,
     // and each distinct value is checked once per row group instead of once per row.
-    let meta = match dictionary_schema(meta.schema(), &positions) {
+    let executed_dictionary = groups_dictionary_encoded(
+        meta.metadata(),
+        &positions,
+        meta.schema().fields(),
+        groups.as_ref().map(|g| g.0.clone()),
+    );
+    let meta = match dictionary_schema(meta.schema(), &positions, executed_dictionary) {
         Some(schema) => {
             let with_dictionaries = options.with_schema(schema);
             match guarded(|| {
@@ -161,6 +167,7 @@ pub(super) fn read_part<S: TradeSink>(
         DictKeys::new(KeyColumn::Member),
         DictKeys::new(KeyColumn::Member),
     ];
+    let mut stamps = DictStamps::default();
     loop {
         let first = first_row + part.stats.rows + 1;
         let lost = |reason: String| {
@@ -201,7 +208,8 @@ pub(super) fn read_part<S: TradeSink>(
         k_instrument.refresh(&columns.instrument, sink);
         k_buyer.refresh(&columns.buyer, sink);
         k_seller.refresh(&columns.seller, sink);
-        let fast = FastRows::of(&columns);
+        stamps.refresh(columns.executed_at.as_ref(), &mut dates);
+        let fast = FastRows::of(&columns, &stamps);
         for row in 0..batch.num_rows() {
             let line = first_row + part.stats.rows + 1;
             part.stats.rows += 1;
@@ -233,16 +241,75 @@ pub(super) struct PartRead {
     pub complete: bool,
 }
 
-/// The schema with `business_date`, `instrument`, `buyer` and `seller` as dictionaries where
-/// the file stores them as UTF-8 strings; `None` if none is.
+/// Whether `executed_at` is dictionary-encoded in every data page of the row groups read
+/// (`None`: all). Only then is it worth reading as a dictionary: a chunk that fell back to
+/// plain pages (high-cardinality timestamps, as most real feeds have) would make the reader
+/// build a dictionary by hashing every value, slower than reading the strings.
+fn groups_dictionary_encoded(
+    metadata: &parquet::file::metadata::ParquetMetaData,
+    positions: &[Option<usize>; 8],
+    fields: &arrow_schema::Fields,
+    groups: Option<Range<usize>>,
+) -> bool {
+    use parquet::basic::Encoding;
+    let Some(name) = positions[EXECUTED_AT]
+        .and_then(|i| fields.get(i))
+        .map(|f| f.name())
+    else {
+        return false;
+    };
+    let columns = metadata.file_metadata().schema_descr().columns();
+    let Some(leaf) = columns
+        .iter()
+        .position(|c| c.path().parts() == [name.as_str()])
+    else {
+        return false;
+    };
+    let all = 0..metadata.num_row_groups();
+    let groups = groups.unwrap_or(all);
+    !groups.is_empty()
+        && groups.into_iter().all(|g| {
+            metadata
+                .row_groups()
+                .get(g)
+                .and_then(|group| group.columns().get(leaf))
+                .is_some_and(|chunk| {
+                    chunk.dictionary_page_offset().is_some()
+                        && chunk.page_encoding_stats_mask().is_some_and(|mask| {
+                            mask.is_only(Encoding::RLE_DICTIONARY)
+                                || mask.is_only(Encoding::PLAIN_DICTIONARY)
+                        })
+                })
+        })
+}
+
+/// Whether a whole-file read of `path` decodes `executed_at` as a dictionary.
+#[cfg(test)]
+pub(super) fn reads_executed_at_as_dictionary(path: &Path) -> bool {
+    let file = File::open(path).unwrap();
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    let meta = ArrowReaderMetadata::load(&file, options).unwrap();
+    let positions = match_schema(path, meta.schema().fields()).unwrap();
+    groups_dictionary_encoded(meta.metadata(), &positions, meta.schema().fields(), None)
+}
+
+/// The schema with `business_date`, `instrument`, `buyer` and `seller` (and `executed_at`
+/// when `executed_at_too`) as dictionaries where the file stores them as UTF-8 strings;
+/// `None` if none is.
 fn dictionary_schema(
     schema: &arrow_schema::SchemaRef,
     positions: &[Option<usize>; 8],
+    executed_at_too: bool,
 ) -> Option<arrow_schema::SchemaRef> {
     let mut fields: Vec<arrow_schema::Field> =
         schema.fields().iter().map(|f| f.as_ref().clone()).collect();
     let mut any = false;
-    for k in [BUSINESS_DATE, INSTRUMENT, BUYER, SELLER] {
+    let text_columns: &[usize] = if executed_at_too {
+        &[BUSINESS_DATE, INSTRUMENT, BUYER, SELLER, EXECUTED_AT]
+    } else {
+        &[BUSINESS_DATE, INSTRUMENT, BUYER, SELLER]
+    };
+    for &k in text_columns {
         let Some(field) = positions[k].and_then(|i| fields.get_mut(i)) else {
             continue;
         };
@@ -310,6 +377,53 @@ impl DictKeys {
         }
         let entry = usize::try_from(*keys.get(row)?).ok()?;
         *self.entries.get(entry)?
+    }
+}
+
+/// What a row whose `executed_at` is one dictionary entry holds.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stamp {
+    /// Empty text or a null entry: no execution time.
+    Absent,
+    Valid,
+    /// Not RFC 3339: its rows take the per-row checks, which report it.
+    Invalid,
+}
+
+/// Per dictionary entry of `executed_at`, the RFC 3339 check done once per row group instead
+/// of once per row; recomputed when the dictionary changes.
+#[derive(Default)]
+struct DictStamps {
+    values: Option<ArrayRef>,
+    entries: Vec<Stamp>,
+}
+
+impl DictStamps {
+    fn refresh(&mut self, col: Option<&TextCol<'_>>, dates: &mut DateMemo) {
+        let Some(TextKind::Dict {
+            values, strings, ..
+        }) = col.map(|c| &c.kind)
+        else {
+            self.values = None;
+            return;
+        };
+        if matches!(&self.values, Some(v) if std::sync::Arc::ptr_eq(v, values)) {
+            return;
+        }
+        let memo = dates.executed.get_or_insert_with(Default::default);
+        self.entries.clear();
+        self.entries.extend((0..strings.len()).map(|i| {
+            match strings
+                .is_valid(i)
+                .then(|| strings.value(i))
+                .and_then(optional_text)
+            {
+                None => Stamp::Absent,
+                Some(at) if is_rfc3339_with(at, |date| memo.is_valid(date)) => Stamp::Valid,
+                Some(_) => Stamp::Invalid,
+            }
+        }));
+        self.values = Some(std::sync::Arc::clone(values));
     }
 }
 
@@ -586,7 +700,21 @@ struct FastRows<'a> {
     seller: DictText<'a>,
     price: FastPrice<'a>,
     quantity: &'a [i64],
-    executed_at: Option<(&'a StringArray, Nulls<'a>)>,
+    executed_at: FastStamps<'a>,
+}
+
+/// `executed_at` as the fast path reads it.
+enum FastStamps<'a> {
+    None,
+    /// Strings, checked per row.
+    Utf8(&'a StringArray, Nulls<'a>),
+    /// Dictionary keys and the entries' checks ([`DictStamps`]).
+    Dict {
+        keys: &'a [i32],
+        strings: &'a StringArray,
+        nulls: Nulls<'a>,
+        entries: &'a [Stamp],
+    },
 }
 
 /// A dictionary-encoded text column without nulls (in keys or values).
@@ -618,7 +746,7 @@ enum FastPrice<'a> {
 }
 
 impl<'a> FastRows<'a> {
-    fn of(columns: &Columns<'a>) -> Option<FastRows<'a>> {
+    fn of(columns: &Columns<'a>, stamps: &'a DictStamps) -> Option<FastRows<'a>> {
         let trade_id = match columns.trade_id.kind {
             TextKind::Utf8(a) if !columns.trade_id.nulls.any => a,
             _ => return None,
@@ -636,9 +764,17 @@ impl<'a> FastRows<'a> {
             _ => return None,
         };
         let executed_at = match &columns.executed_at {
-            None => None,
+            None => FastStamps::None,
             Some(col) => match col.kind {
-                TextKind::Utf8(a) => Some((a, col.nulls)),
+                TextKind::Utf8(a) => FastStamps::Utf8(a, col.nulls),
+                TextKind::Dict { keys, strings, .. } if stamps.values.is_some() => {
+                    FastStamps::Dict {
+                        keys,
+                        strings,
+                        nulls: col.nulls,
+                        entries: &stamps.entries,
+                    }
+                }
                 _ => return None,
             },
         };
@@ -680,22 +816,38 @@ impl<'a> FastRows<'a> {
         ) else {
             return false;
         };
-        let executed_at = match &self.executed_at {
-            Some((values, nulls)) if !nulls.is_null(row) && row < values.len() => {
-                optional_text(values.value(row))
-            }
-            _ => None,
-        };
         // The checks of `check_text_with` with the ids known good, as yes/no.
         if id_problem(trade_id).is_some() || !dates.is_valid(business_date) {
             return false;
         }
-        if let Some(at) = executed_at {
-            let memo = dates.executed.get_or_insert_with(Default::default);
-            if !is_rfc3339_with(at, |date| memo.is_valid(date)) {
-                return false;
+        let executed_at = match &self.executed_at {
+            FastStamps::Utf8(values, nulls) if !nulls.is_null(row) && row < values.len() => {
+                let at = optional_text(values.value(row));
+                if let Some(at) = at {
+                    let memo = dates.executed.get_or_insert_with(Default::default);
+                    if !is_rfc3339_with(at, |date| memo.is_valid(date)) {
+                        return false;
+                    }
+                }
+                at
             }
-        }
+            FastStamps::Dict {
+                keys,
+                strings,
+                nulls,
+                entries,
+            } if !nulls.is_null(row) => {
+                let Some(entry) = keys.get(row).and_then(|&k| usize::try_from(k).ok()) else {
+                    return false;
+                };
+                match entries.get(entry) {
+                    Some(Stamp::Absent) => None,
+                    Some(Stamp::Valid) => Some(strings.value(entry)),
+                    Some(Stamp::Invalid) | None => return false,
+                }
+            }
+            _ => None,
+        };
         let price = match self.price {
             FastPrice::I64(values, scale) => values
                 .get(row)

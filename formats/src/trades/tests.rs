@@ -406,11 +406,23 @@ fn parquet_writer_refuses_prices_beyond_its_scale() {
 
 /// Writes a Parquet file with the given columns, as another tool would.
 fn parquet_file(columns: Vec<(&str, ArrayRef)>) -> (tempfile::TempDir, PathBuf) {
+    parquet_file_with(columns, None)
+}
+
+/// [`parquet_file`] with writer properties (encodings, page sizes).
+fn parquet_file_with(
+    columns: Vec<(&str, ArrayRef)>,
+    properties: Option<parquet::file::properties::WriterProperties>,
+) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("trades.parquet");
     let batch = RecordBatch::try_from_iter(columns).unwrap();
-    let mut writer =
-        ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), batch.schema(), None).unwrap();
+    let mut writer = ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        batch.schema(),
+        properties,
+    )
+    .unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
     (dir, path)
@@ -871,17 +883,28 @@ proptest! {
                 ),
             ]
         };
-        let read_keyed = |narrow: bool| {
-            let (_dir, path) = parquet_file(rest(narrow));
+        // `executed_at` dictionary-encoded (the writer's default: checked once per entry) or
+        // plain (checked per row).
+        let read_keyed = |narrow: bool, plain_stamps: bool| {
+            let properties = plain_stamps.then(|| {
+                parquet::file::properties::WriterProperties::builder()
+                    .set_column_dictionary_enabled("executed_at".into(), false)
+                    .build()
+            });
+            let (_dir, path) = parquet_file_with(rest(narrow), properties);
+            let dictionary = super::parquet_trades::reads_executed_at_as_dictionary(&path);
+            assert_eq!(dictionary, !plain_stamps);
             let mut sink = KeyedCollect::default();
             read_trades(&path, TradeFormat::Parquet, &mut sink).unwrap();
             sink
         };
-        let fast = read_keyed(false);
-        let per_row = read_keyed(true);
-        prop_assert_eq!(&fast.inner.trades, &per_row.inner.trades);
-        prop_assert_eq!(fast.inner.shown(), per_row.inner.shown());
-        prop_assert_eq!(fast.keyed_rows, per_row.keyed_rows);
+        let fast = read_keyed(false, false);
+        for (narrow, plain_stamps) in [(true, false), (false, true), (true, true)] {
+            let other = read_keyed(narrow, plain_stamps);
+            prop_assert_eq!(&fast.inner.trades, &other.inner.trades);
+            prop_assert_eq!(fast.inner.shown(), other.inner.shown());
+            prop_assert_eq!(fast.keyed_rows, other.keyed_rows);
+        }
     }
 }
 
