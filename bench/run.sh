@@ -10,8 +10,13 @@
 # every member's net per currency is the same in all three, and prints a table: trades/s,
 # ratios ours/peer and peak RSS (/usr/bin/time -v). Results also go to bench/out/results.md.
 #
-# Environment: FORMATS, FILES, PEERS (default "duckdb polars"), SKIP_BUILD=1 (use the built
-# binary), KEEP=1 (keep the generated days in bench/out), OUT (default bench/out).
+# Each engine runs REPEAT times (default 3), interleaved (ours, DuckDB, Polars, ours, ...), so
+# that a slow minute of the machine hits all three alike; the table shows each one's median
+# and the ratios of the medians, and bench/out/runs.md every single run.
+#
+# Environment: FORMATS, FILES, PEERS (default "duckdb polars"), REPEAT (default 3),
+# SKIP_BUILD=1 (use the built binary), KEEP=1 (keep the generated days in bench/out), OUT
+# (default bench/out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -21,6 +26,7 @@ SIZES=("$@")
 FORMATS=${FORMATS:-"parquet csv"}
 FILES=${FILES:-4}
 PEERS=${PEERS:-"duckdb polars"}
+REPEAT=${REPEAT:-3}
 OUT=${OUT:-$ROOT/bench/out}
 BIN=$ROOT/target/release/clearhouse
 VENV=$ROOT/bench/.venv
@@ -80,11 +86,24 @@ with open(sys.argv[2], "w") as f:
 PY
 }
 
+# The median of numbers given as arguments.
+median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR % 2) printf "%.2f\n", v[(NR + 1) / 2]
+        else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", a / b }'; }
+
 RESULTS=$OUT/results.md
+RUNS=$OUT/runs.md
 {
-    echo "| trades | format | files | ours: run s | trades/s | netting s | RSS MiB | DuckDB s | RSS MiB | netting / DuckDB | run / DuckDB | Polars s | RSS MiB | netting / Polars | nets equal |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| trades | format | files | runs | ours: run s | trades/s | netting s | RSS MiB | DuckDB s | RSS MiB | netting / DuckDB | run / DuckDB | Polars s | RSS MiB | netting / Polars | nets equal |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 } > "$RESULTS"
+{
+    echo "| trades | format | run | ours: run s | netting s | DuckDB s | Polars s | netting / DuckDB | run / DuckDB | netting / Polars |"
+    echo "|---|---|---|---|---|---|---|---|---|---|"
+} > "$RUNS"
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 
 for size in "${SIZES[@]}"; do
@@ -104,35 +123,57 @@ for size in "${SIZES[@]}"; do
                 --currencies CNY,USD --format "$format" --files "$FILES" > /dev/null
         fi
         data=$OUT/data-$size-$format
-        rm -rf "$data"
-        sync
-        $TIME -v "$BIN" run "$day" --data-dir "$data" > "$OUT/run-$size-$format.txt" 2> "$OUT/time-$size-$format.txt" || {
-            echo "clearhouse run failed: $(tail -5 "$OUT/run-$size-$format.txt")" >&2; exit 1; }
-        read -r wall rss < <(time_of "$OUT/time-$size-$format.txt")
-        summary=$(ls "$data"/out/*/summary.json)
-        netting=$("$VENV/bin/python" -c "import json,sys; t=json.load(open(sys.argv[1]))['timings_ms']; print('%.2f' % ((t['read+validate'] + t['net']) / 1000))" "$summary")
-        per_s=$("$VENV/bin/python" -c "print(f'{$n / $wall / 1e6:.2f} M')")
-        our_nets "$(dirname "$summary")/member_positions.csv" "$OUT/nets-ours.csv"
-        row="| $size | $format | $FILES | $wall | $per_s | $netting | $rss"
+        walls=() nettings=() rsses=() duckdbs=() duckdb_rsses=() polarses=() polars_rsses=()
         equal=yes
-        for peer in duckdb polars; do
-            if [[ " $PEERS " != *" $peer "* ]]; then
-                row="$row | | | |"
-                [ $peer = duckdb ] && row="$row |"
-                continue
-            fi
-            $TIME -v "$VENV/bin/python" "$ROOT/bench/peers.py" "$peer" "$format" "$day" "$OUT/nets-$peer.csv" \
-                > "$OUT/$peer-$size-$format.json" 2> "$OUT/time-$peer-$size-$format.txt" || {
-                echo "$peer failed: $(tail -5 "$OUT/time-$peer-$size-$format.txt")" >&2; exit 1; }
-            read -r _ peer_rss < <(time_of "$OUT/time-$peer-$size-$format.txt")
-            peer_s=$("$VENV/bin/python" -c "import json,sys; print('%.2f' % json.load(open(sys.argv[1]))['seconds'])" "$OUT/$peer-$size-$format.json")
-            cmp -s "$OUT/nets-ours.csv" "$OUT/nets-$peer.csv" || equal="no ($peer differs)"
-            ratio=$("$VENV/bin/python" -c "print(f'{$netting / $peer_s:.2f}')")
-            row="$row | $peer_s | $peer_rss | $ratio"
-            if [ $peer = duckdb ]; then
-                row="$row | $("$VENV/bin/python" -c "print(f'{$wall / $peer_s:.2f}')")"
-            fi
+        for rep in $(seq "$REPEAT"); do
+            rm -rf "$data"
+            sync
+            $TIME -v "$BIN" run "$day" --data-dir "$data" > "$OUT/run-$size-$format.txt" 2> "$OUT/time-$size-$format.txt" || {
+                echo "clearhouse run failed: $(tail -5 "$OUT/run-$size-$format.txt")" >&2; exit 1; }
+            read -r wall rss < <(time_of "$OUT/time-$size-$format.txt")
+            summary=$(ls "$data"/out/*/summary.json)
+            netting=$("$VENV/bin/python" -c "import json,sys; t=json.load(open(sys.argv[1]))['timings_ms']; print('%.2f' % ((t['read+validate'] + t['net']) / 1000))" "$summary")
+            walls+=("$wall") nettings+=("$netting") rsses+=("$rss")
+            our_nets "$(dirname "$summary")/member_positions.csv" "$OUT/nets-ours.csv"
+            run_row="| $size | $format | $rep | $wall | $netting"
+            for peer in duckdb polars; do
+                if [[ " $PEERS " != *" $peer "* ]]; then
+                    run_row="$run_row |"
+                    continue
+                fi
+                $TIME -v "$VENV/bin/python" "$ROOT/bench/peers.py" "$peer" "$format" "$day" "$OUT/nets-$peer.csv" \
+                    > "$OUT/$peer-$size-$format.json" 2> "$OUT/time-$peer-$size-$format.txt" || {
+                    echo "$peer failed: $(tail -5 "$OUT/time-$peer-$size-$format.txt")" >&2; exit 1; }
+                read -r _ peer_rss < <(time_of "$OUT/time-$peer-$size-$format.txt")
+                peer_s=$("$VENV/bin/python" -c "import json,sys; print('%.2f' % json.load(open(sys.argv[1]))['seconds'])" "$OUT/$peer-$size-$format.json")
+                cmp -s "$OUT/nets-ours.csv" "$OUT/nets-$peer.csv" || equal="no ($peer differs)"
+                run_row="$run_row | $peer_s"
+                if [ $peer = duckdb ]; then
+                    duckdbs+=("$peer_s") duckdb_rsses+=("$peer_rss")
+                else
+                    polarses+=("$peer_s") polars_rsses+=("$peer_rss")
+                fi
+            done
+            d="" p=""
+            [ ${#duckdbs[@]} -eq 0 ] || d=${duckdbs[-1]}
+            [ ${#polarses[@]} -eq 0 ] || p=${polarses[-1]}
+            echo "$run_row | ${d:+$(ratio "$netting" "$d")} | ${d:+$(ratio "$wall" "$d")} | ${p:+$(ratio "$netting" "$p")} |" >> "$RUNS"
         done
+        wall=$(median "${walls[@]}") netting=$(median "${nettings[@]}") rss=$(median "${rsses[@]}")
+        per_s=$("$VENV/bin/python" -c "print(f'{$n / $wall / 1e6:.2f} M')")
+        row="| $size | $format | $FILES | $REPEAT | $wall | $per_s | $netting | ${rss%.*}"
+        if [ ${#duckdbs[@]} -gt 0 ]; then
+            d=$(median "${duckdbs[@]}")
+            row="$row | $d | $(median "${duckdb_rsses[@]}" | cut -d. -f1) | $(ratio "$netting" "$d") | $(ratio "$wall" "$d")"
+        else
+            row="$row | | | | "
+        fi
+        if [ ${#polarses[@]} -gt 0 ]; then
+            p=$(median "${polarses[@]}")
+            row="$row | $p | $(median "${polars_rsses[@]}" | cut -d. -f1) | $(ratio "$netting" "$p")"
+        else
+            row="$row | | |"
+        fi
         row="$row | $equal |"
         echo "$row" >> "$RESULTS"
         echo "$row"
@@ -140,6 +181,7 @@ for size in "${SIZES[@]}"; do
     done
 done
 echo
+echo "medians of $REPEAT interleaved runs each (every run: $RUNS); ratios are ratios of the medians."
 echo "ours: whole 'clearhouse run' wall time (validate, de-duplicate, net, post, instruct, write"
 echo "outputs, commit); netting = its read+validate and net stages (summary.json timings_ms)."
 echo "DuckDB / Polars: the netting query only, in process (imports and process start excluded)."
