@@ -211,7 +211,11 @@ impl Postings {
                     | u128::from(i)
             })
             .collect();
-        keys.sort_unstable();
+        // The keys are unique (the position is part of them), so a stable sort orders them as
+        // an unstable one would; it finds the sorted runs the legs come in (each entry's legs
+        // are posted in account order, the entries nearly in id order) and merges them, where
+        // a quicksort of 2M keys was 1% of a 10M-trade run.
+        keys.sort();
         keys.iter()
             .map(|k| &self.legs[(*k as u32) as usize])
             .collect()
@@ -329,6 +333,12 @@ impl Book {
     }
 
     /// The id of an account, numbered on first use.
+    /// Room for `additional` more posted legs: a market's securities entries post millions,
+    /// and growing the list by doubling copies it and faults in its pages again each time.
+    pub fn reserve_legs(&mut self, additional: usize) {
+        self.legs.reserve(additional);
+    }
+
     pub fn account_id(&mut self, name: &str) -> AccountId {
         let id = self.accounts.intern(name);
         if id as usize == self.account_external.len() {
@@ -621,7 +631,15 @@ impl Book {
     fn apply_quantities(&mut self, legs: &[LegIds]) -> Result<(), EngineError> {
         // Each applied leg's key and the position it replaced (`None`: there was none).
         let mut undo: Vec<(Key, Option<Position>)> = Vec::with_capacity(legs.len());
-        for &(account, asset, amount) in legs {
+        let mut run_asset = None;
+        for (i, &(account, asset, amount)) in legs.iter().enumerate() {
+            if run_asset != Some(asset) {
+                // An instrument's table would otherwise grow by rehashing, leg by leg, to
+                // the thousand members holding it (a sixth of the posting stage).
+                let run = legs[i..].iter().take_while(|l| l.1 == asset).count();
+                self.positions.of_asset(asset.0).reserve(run);
+                run_asset = Some(asset);
+            }
             if amount == 0 || self.account_external[account.0 as usize] {
                 continue;
             }

@@ -131,6 +131,8 @@ pub fn post_nets(
         .map(|i| book.asset_id(&i.instrument))
         .collect();
     let fee_account = book.account_id(&refs.platform.fee_account);
+    // Trade and fee legs per cash net (plus the fee account's), a leg per quantity net.
+    book.reserve_legs(2 * nets.cash.len() + refs.currencies.len() + nets.qty.len());
     for (ci, currency) in refs.currencies.iter().enumerate() {
         let code = currency.code();
         let asset = book.asset_id(code);
@@ -155,7 +157,12 @@ pub fn post_nets(
         fee_legs.push((fee_account, asset, nets.fee_totals_minor[ci]));
         book.post_ids(&format!("FEE-{code}"), kind::FEE, &fee_legs)?;
     }
-    let mut by_instrument: Vec<Vec<LegIds>> = vec![Vec::new(); refs.instruments.len()];
+    let mut per_instrument = vec![0usize; refs.instruments.len()];
+    for n in &nets.qty {
+        per_instrument[n.instrument.0 as usize] += 1;
+    }
+    let mut by_instrument: Vec<Vec<LegIds>> =
+        per_instrument.into_iter().map(Vec::with_capacity).collect();
     for n in &nets.qty {
         let i = n.instrument.0 as usize;
         by_instrument[i].push((members[n.member.0 as usize], instruments[i], n.net));

@@ -93,24 +93,39 @@ pub fn build(
             },
         );
     }
-    let mut members: Vec<_> = nets.cash.iter().map(|n| n.member).collect();
-    members.dedup();
-    let mut instruments: Vec<_> = nets.qty.iter().map(|n| n.instrument).collect();
-    instruments.sort();
-    instruments.dedup();
+    let members_netted = distinct(nets.cash.iter().map(|n| n.member.0));
+    // A sort of the instruments of 2M (member, instrument) nets was 60 ms on the one busy
+    // core between rendering and the commit; marking them off costs one pass.
+    let instruments_netted = distinct(nets.qty.iter().map(|n| n.instrument.0));
     Summary {
         business_date: date.to_string(),
         status: status.to_string(),
         input_digest: digest.to_string(),
         trades: *counts,
-        members_netted: members.len(),
+        members_netted,
         currencies,
-        instruments_netted: instruments.len(),
+        instruments_netted,
         quantity_conservation: "ok".to_string(),
         instructions: instructions.len(),
         shortfalls,
         defaults,
     }
+}
+
+/// How many different indexes `indexes` holds.
+fn distinct(indexes: impl Iterator<Item = u32>) -> usize {
+    let mut seen: Vec<bool> = Vec::new();
+    let mut count = 0;
+    for i in indexes {
+        let i = i as usize;
+        if i >= seen.len() {
+            seen.resize(i + 1, false);
+        }
+        if !std::mem::replace(&mut seen[i], true) {
+            count += 1;
+        }
+    }
+    count
 }
 
 /// The summary as pretty JSON with the stage timings in milliseconds.
@@ -129,4 +144,16 @@ pub fn to_json(summary: &Summary, timings: &[(&'static str, Duration)]) -> Strin
     let mut text = serde_json::to_string_pretty(&value).expect("a JSON value serialises");
     text.push('\n');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::distinct;
+
+    #[test]
+    fn distinct_counts_each_index_once_in_any_order() {
+        assert_eq!(distinct([].into_iter()), 0);
+        assert_eq!(distinct([7, 3, 7, 0, 3, 3].into_iter()), 3);
+        assert_eq!(distinct((0..100).chain(0..100).rev()), 100);
+    }
 }
