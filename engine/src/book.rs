@@ -332,13 +332,13 @@ impl Book {
         book
     }
 
-    /// The id of an account, numbered on first use.
     /// Room for `additional` more posted legs: a market's securities entries post millions,
     /// and growing the list by doubling copies it and faults in its pages again each time.
     pub fn reserve_legs(&mut self, additional: usize) {
         self.legs.reserve(additional);
     }
 
+    /// The id of an account, numbered on first use.
     pub fn account_id(&mut self, name: &str) -> AccountId {
         let id = self.accounts.intern(name);
         if id as usize == self.account_external.len() {

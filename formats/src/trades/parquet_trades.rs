@@ -167,7 +167,7 @@ pub(super) fn read_part<S: TradeSink>(
         DictKeys::new(KeyColumn::Member),
         DictKeys::new(KeyColumn::Member),
     ];
-    let mut stamps = DictStamps::default();
+    let mut stamps: PerEntry<Stamp> = PerEntry::default();
     loop {
         let first = first_row + part.stats.rows + 1;
         let lost = |reason: String| {
@@ -208,7 +208,7 @@ pub(super) fn read_part<S: TradeSink>(
         k_instrument.refresh(&columns.instrument, sink);
         k_buyer.refresh(&columns.buyer, sink);
         k_seller.refresh(&columns.seller, sink);
-        stamps.refresh(columns.executed_at.as_ref(), &mut dates);
+        refresh_stamps(&mut stamps, columns.executed_at.as_ref(), &mut dates);
         let fast = FastRows::of(&columns, &stamps);
         for row in 0..batch.num_rows() {
             let line = first_row + part.stats.rows + 1;
@@ -328,41 +328,66 @@ fn dictionary_schema(
     })
 }
 
-/// Per dictionary entry of one id column: whether it is an id (the reader's syntax check)
-/// and the sink's key for it; recomputed when the dictionary changes (each row group).
-struct DictKeys {
-    column: KeyColumn,
+/// A value per entry of a column's dictionary, recomputed only when the dictionary changes
+/// (each row group), so that per-entry checks run once per entry rather than once per row.
+struct PerEntry<T> {
     values: Option<ArrayRef>,
-    entries: Vec<Option<u32>>,
+    entries: Vec<T>,
 }
 
-impl DictKeys {
-    fn new(column: KeyColumn) -> DictKeys {
-        DictKeys {
-            column,
+impl<T> Default for PerEntry<T> {
+    fn default() -> Self {
+        PerEntry {
             values: None,
             entries: Vec::new(),
         }
     }
+}
 
-    fn refresh<S: TradeSink>(&mut self, col: &TextCol<'_>, sink: &mut S) {
-        let TextKind::Dict { values, .. } = col.kind else {
+impl<T> PerEntry<T> {
+    /// `of(text)` for each entry (`None`: a null entry); nothing when the column is not a
+    /// dictionary or its dictionary is the one seen last.
+    fn refresh(&mut self, col: Option<&TextCol<'_>>, mut of: impl FnMut(Option<&str>) -> T) {
+        let Some(TextKind::Dict {
+            values, strings, ..
+        }) = col.map(|c| &c.kind)
+        else {
             self.values = None;
             return;
         };
         if matches!(&self.values, Some(v) if std::sync::Arc::ptr_eq(v, values)) {
             return;
         }
-        let strings = values.as_string::<i32>();
         self.entries.clear();
-        self.entries.extend((0..strings.len()).map(|i| {
-            let text = strings.is_valid(i).then(|| strings.value(i))?;
-            // An entry that is not an id gets no key: its rows take the per-row checks, which
-            // report it.
-            id_problem(text).is_none().then_some(())?;
-            sink.key_of(self.column, text)
-        }));
-        self.values = Some(values.clone());
+        self.entries
+            .extend((0..strings.len()).map(|i| of(strings.is_valid(i).then(|| strings.value(i)))));
+        self.values = Some(std::sync::Arc::clone(values));
+    }
+}
+
+/// Per dictionary entry of one id column: whether it is an id (the reader's syntax check)
+/// and the sink's key for it.
+struct DictKeys {
+    column: KeyColumn,
+    keys: PerEntry<Option<u32>>,
+}
+
+impl DictKeys {
+    fn new(column: KeyColumn) -> DictKeys {
+        DictKeys {
+            column,
+            keys: PerEntry::default(),
+        }
+    }
+
+    fn refresh<S: TradeSink>(&mut self, col: &TextCol<'_>, sink: &mut S) {
+        let column = self.column;
+        self.keys.refresh(Some(col), |text| {
+            // An entry that is not an id gets no key: its rows take the per-row checks,
+            // which report it.
+            let text = text.filter(|t| id_problem(t).is_none())?;
+            sink.key_of(column, text)
+        });
     }
 
     /// The key of `row`'s entry, `None` when the row has none (not a dictionary, null, not
@@ -376,7 +401,7 @@ impl DictKeys {
             return None;
         }
         let entry = usize::try_from(*keys.get(row)?).ok()?;
-        *self.entries.get(entry)?
+        *self.keys.entries.get(entry)?
     }
 }
 
@@ -390,41 +415,14 @@ enum Stamp {
     Invalid,
 }
 
-/// Per dictionary entry of `executed_at`, the RFC 3339 check done once per row group instead
-/// of once per row; recomputed when the dictionary changes.
-#[derive(Default)]
-struct DictStamps {
-    values: Option<ArrayRef>,
-    entries: Vec<Stamp>,
-}
-
-impl DictStamps {
-    fn refresh(&mut self, col: Option<&TextCol<'_>>, dates: &mut DateMemo) {
-        let Some(TextKind::Dict {
-            values, strings, ..
-        }) = col.map(|c| &c.kind)
-        else {
-            self.values = None;
-            return;
-        };
-        if matches!(&self.values, Some(v) if std::sync::Arc::ptr_eq(v, values)) {
-            return;
-        }
-        let memo = dates.executed.get_or_insert_with(Default::default);
-        self.entries.clear();
-        self.entries.extend((0..strings.len()).map(|i| {
-            match strings
-                .is_valid(i)
-                .then(|| strings.value(i))
-                .and_then(optional_text)
-            {
-                None => Stamp::Absent,
-                Some(at) if is_rfc3339_with(at, |date| memo.is_valid(date)) => Stamp::Valid,
-                Some(_) => Stamp::Invalid,
-            }
-        }));
-        self.values = Some(std::sync::Arc::clone(values));
-    }
+/// The RFC 3339 check of each `executed_at` dictionary entry.
+fn refresh_stamps(stamps: &mut PerEntry<Stamp>, col: Option<&TextCol<'_>>, dates: &mut DateMemo) {
+    let memo = dates.executed.get_or_insert_with(Default::default);
+    stamps.refresh(col, |text| match text.and_then(optional_text) {
+        None => Stamp::Absent,
+        Some(at) if is_rfc3339_with(at, |date| memo.is_valid(date)) => Stamp::Valid,
+        Some(_) => Stamp::Invalid,
+    });
 }
 
 /// Runs a call into the Parquet decoder, turning a panic into an error message.
@@ -708,7 +706,7 @@ enum FastStamps<'a> {
     None,
     /// Strings, checked per row.
     Utf8(&'a StringArray, Nulls<'a>),
-    /// Dictionary keys and the entries' checks ([`DictStamps`]).
+    /// Dictionary keys and the entries' checks ([`refresh_stamps`]).
     Dict {
         keys: &'a [i32],
         strings: &'a StringArray,
@@ -746,7 +744,7 @@ enum FastPrice<'a> {
 }
 
 impl<'a> FastRows<'a> {
-    fn of(columns: &Columns<'a>, stamps: &'a DictStamps) -> Option<FastRows<'a>> {
+    fn of(columns: &Columns<'a>, stamps: &'a PerEntry<Stamp>) -> Option<FastRows<'a>> {
         let trade_id = match columns.trade_id.kind {
             TextKind::Utf8(a) if !columns.trade_id.nulls.any => a,
             _ => return None,
