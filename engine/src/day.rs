@@ -689,11 +689,67 @@ fn bank_holding(refs: &RefData, snapshot: &Snapshot, account: &str) -> Option<St
         .or_else(|| snapshot.account_banks.get(account).cloned())
 }
 
+/// An output file and its stored form for the ledger, both made on the thread that rendered
+/// it.
+struct StoredFile {
+    name: String,
+    content: Vec<u8>,
+    encoding: &'static str,
+    stored: Vec<u8>,
+}
+
+/// Each file compressed ([`crate::ledger::ZSTD`]).
+fn stored_files(files: Files) -> Vec<StoredFile> {
+    files
+        .into_iter()
+        .map(|(name, content)| {
+            let stored = crate::ledger::encode_output(&content);
+            StoredFile {
+                name,
+                content,
+                encoding: crate::ledger::ZSTD,
+                stored,
+            }
+        })
+        .collect()
+}
+
+/// The outputs that need only the nets, rendered while the batch posts: security positions
+/// (a row per member and instrument), the CSV on one thread, the Parquet file and member
+/// positions on the other. The ledger keeps the Parquet file and derives the CSV from it
+/// ([`crate::ledger::CSV_OF_PARQUET`]): only the CSV's header line is stored.
+fn render_from_nets(
+    refs: &RefData,
+    nets: &Nets,
+    which: TableFiles,
+) -> Result<Vec<StoredFile>, EngineError> {
+    let mut files = Files::new();
+    outputs::render_security_positions(refs, nets, which, &mut files)?;
+    if which == TableFiles::Parquet {
+        outputs::render_member_positions(refs, nets, &mut files)?;
+        return Ok(stored_files(files));
+    }
+    Ok(files
+        .into_iter()
+        .map(|(name, content)| {
+            let header_len = content
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(0, |n| n + 1);
+            StoredFile {
+                stored: content[..header_len].to_vec(),
+                name,
+                content,
+                encoding: crate::ledger::CSV_OF_PARQUET,
+            }
+        })
+        .collect())
+}
+
 /// What the output files of a posted batch are rendered from.
 struct Rendering<'a> {
     date: BusinessDate,
     refs: &'a RefData,
-    nets: &'a Nets,
     book: &'a Book,
     effects: &'a FundEffects,
     postings: &'a Postings,
@@ -704,24 +760,22 @@ struct Rendering<'a> {
     defaults: &'a [crate::posting::Default],
 }
 
-/// Every output file but summary.json. The files that grow with the market (a row per member
-/// and instrument): security positions (CSV and Parquet) render on a thread of their own while
-/// this one renders postings and the rest.
-fn render_outputs(r: &Rendering<'_>) -> Result<Files, EngineError> {
+/// The outputs rendered from the posted book, each compressed on the thread that rendered
+/// it: postings.csv (a row per leg) in two halves on two threads, the small files after the
+/// first half.
+fn render_from_book(r: &Rendering<'_>) -> Result<Vec<StoredFile>, EngineError> {
+    let legs = r.postings.sorted();
+    let (head, tail) = legs.split_at(legs.len() / 2);
+    let rendered_part = |part, header| -> Result<(Vec<u8>, Vec<u8>), EngineError> {
+        let content = outputs::render_postings_part(r.postings, part, header)?;
+        let stored = crate::ledger::encode_output(&content);
+        Ok((content, stored))
+    };
     std::thread::scope(|scope| {
-        // The largest files, each on its own thread: security positions as CSV and as
-        // Parquet, and (on this thread) postings.csv with the small files.
-        let large = [TableFiles::Csv, TableFiles::Parquet].map(|which| {
-            scope.spawn(move || -> Result<Files, EngineError> {
-                let mut files = Files::new();
-                outputs::render_security_positions(r.refs, r.nets, which, &mut files)?;
-                Ok(files)
-            })
-        });
+        let second = scope.spawn(|| rendered_part(tail, false));
+        let first = rendered_part(head, true);
         let mut files = Files::new();
         let small = (|| -> Result<(), EngineError> {
-            outputs::render_postings(r.postings, &mut files)?;
-            outputs::render_member_positions(r.refs, r.nets, &mut files)?;
             outputs::render_bank_positions(r.bank_nets, &mut files)?;
             outputs::render_instructions(r.instructions, &mut files)?;
             crate::payment_files::render(r.date, &r.refs.platform, r.instructions, &mut files)?;
@@ -735,12 +789,19 @@ fn render_outputs(r: &Rendering<'_>) -> Result<Files, EngineError> {
             outputs::render_defaults(r.refs, r.defaults, &mut files)?;
             Ok(())
         })();
-        let large = large.map(|h| h.join().expect("rendering panicked"));
+        let second = second.join().expect("rendering panicked");
         small?;
-        for rendered in large {
-            files.extend(rendered?);
-        }
-        Ok(files)
+        let ((mut content, mut stored), (content_tail, stored_tail)) = (first?, second?);
+        content.extend_from_slice(&content_tail);
+        stored.extend_from_slice(&stored_tail);
+        let mut all = stored_files(files);
+        all.push(StoredFile {
+            name: outputs::POSTINGS_FILE.to_string(),
+            content,
+            encoding: crate::ledger::ZSTD,
+            stored,
+        });
+        Ok(all)
     })
 }
 
@@ -762,8 +823,27 @@ impl Batch<'_> {
         ledger: &mut Ledger,
         snapshot: &Snapshot,
         nets: &Nets,
+        timer: Timer,
+        observer: &mut dyn Observer,
+    ) -> Result<RunReport, EngineError> {
+        let refs = self.refs;
+        // Posting is one thread's work: the outputs that need only the nets render on the
+        // other core meanwhile. (A refused batch discards them.)
+        std::thread::scope(|scope| {
+            let early = [TableFiles::Csv, TableFiles::Parquet]
+                .map(|which| scope.spawn(move || render_from_nets(refs, nets, which)));
+            self.post_with(ledger, snapshot, nets, timer, observer, early)
+        })
+    }
+
+    fn post_with(
+        self,
+        ledger: &mut Ledger,
+        snapshot: &Snapshot,
+        nets: &Nets,
         mut timer: Timer,
         observer: &mut dyn Observer,
+        early: [std::thread::ScopedJoinHandle<'_, Result<Vec<StoredFile>, EngineError>>; 2],
     ) -> Result<RunReport, EngineError> {
         let refs = self.refs;
         let mut external: BTreeSet<String> = refs
@@ -861,10 +941,9 @@ impl Batch<'_> {
         // join them last.
         let (pending, rendered) = std::thread::scope(|scope| {
             let rendering = scope.spawn(|| {
-                render_outputs(&Rendering {
+                render_from_book(&Rendering {
                     date: self.date,
                     refs,
-                    nets,
                     book: &book,
                     effects: &effects,
                     postings: &postings,
@@ -886,8 +965,15 @@ impl Batch<'_> {
             let begun = ledger.begin_batch(snapshot.version, &write);
             (begun, rendering.join().expect("rendering panicked"))
         });
-        let mut files = match rendered {
-            Ok(files) => files,
+        let rendered = early
+            .into_iter()
+            .map(|h| h.join().expect("rendering panicked"))
+            .try_fold(rendered?, |mut all, part| {
+                all.extend(part?);
+                Ok(all)
+            });
+        let mut rendered = match rendered {
+            Ok(rendered) => rendered,
             Err(e) => {
                 ledger.abort_batch();
                 return Err(e);
@@ -909,18 +995,27 @@ impl Batch<'_> {
             "posted",
         );
         let summary_json = summary::to_json(&summary, &timer.stages);
-        files.push((
+        rendered.extend(stored_files(vec![(
             "summary.json".to_string(),
             summary_json.clone().into_bytes(),
-        ));
-        files.sort();
+        )]));
+        rendered.sort_by(|a, b| a.name.cmp(&b.name));
+        let (files, stored): (Files, Vec<(&str, Vec<u8>)>) = rendered
+            .into_iter()
+            .map(|f| ((f.name, f.content), (f.encoding, f.stored)))
+            .unzip();
+        let stored: Vec<(&str, &str, &[u8])> = files
+            .iter()
+            .zip(&stored)
+            .map(|((name, _), (encoding, stored))| (name.as_str(), *encoding, stored.as_slice()))
+            .collect();
 
         // The outputs are written and synced under temporary names while the ledger
         // compresses its copies and commits; they are renamed into place only once the commit
         // has succeeded.
         let (committed, staged) = std::thread::scope(|scope| {
             let staging = scope.spawn(|| outputs::stage_files(&out_dir, &files));
-            let committed = ledger.finish_batch(&summary_json, &files);
+            let committed = ledger.finish_batch_stored(&summary_json, &stored);
             (
                 committed,
                 staging.join().expect("an output writer panicked"),

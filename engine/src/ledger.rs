@@ -25,7 +25,7 @@ pub mod db;
 mod packed;
 
 pub use db::{Db, DbError, Dialect, Row};
-pub use packed::PositionSet;
+pub use packed::{encode_output, PositionSet, CSV_OF_PARQUET, ZSTD};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -497,18 +497,10 @@ impl Ledger {
                     .collect::<Result<Vec<_>, DbError>>()
             })
             .map_err(|source| sql(&self.path, source))?;
-        rows.into_iter()
-            .map(|(name, encoding, content)| {
-                let content =
-                    packed::decode_output(&name, &encoding, content).map_err(|message| {
-                        LedgerError::Corrupt {
-                            path: self.path.clone(),
-                            message,
-                        }
-                    })?;
-                Ok((name, content))
-            })
-            .collect()
+        packed::decode_outputs(rows).map_err(|message| LedgerError::Corrupt {
+            path: self.path.clone(),
+            message,
+        })
     }
 
     pub fn snapshot(&self) -> Result<Snapshot, LedgerError> {
@@ -648,22 +640,39 @@ impl Ledger {
         summary_json: &str,
         outputs: &[(String, Vec<u8>)],
     ) -> Result<(), LedgerError> {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let stored = packed::encode_outputs(outputs, threads);
+        let named: Vec<(&str, &str, &[u8])> = outputs
+            .iter()
+            .zip(&stored)
+            .map(|((name, _), content)| (name.as_str(), ZSTD, content.as_slice()))
+            .collect();
+        self.finish_batch_stored(summary_json, &named)
+    }
+
+    /// [`Ledger::finish_batch`] with the outputs already in their stored form: `(name,
+    /// encoding, stored bytes)`, the encoding [`ZSTD`] ([`encode_output`]) or
+    /// [`CSV_OF_PARQUET`]. The end-of-day run compresses each output on the thread that
+    /// rendered it, while this one writes the batch.
+    pub fn finish_batch_stored(
+        &mut self,
+        summary_json: &str,
+        stored: &[(&str, &str, &[u8])],
+    ) -> Result<(), LedgerError> {
         let business_date = self.pending.take().expect("a batch was begun");
         let path = self.path.clone();
         let conn = self.conn.as_ref().expect("a begun batch has a connection");
         let tx = conn.resume_tx();
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let stored = packed::encode_outputs(outputs, threads);
         let write = || -> Result<(), DbError> {
             tx.execute(
                 "UPDATE batches SET summary = ?2 WHERE business_date = ?1",
                 &[&business_date, &summary_json],
             )?;
-            for ((name, _), content) in outputs.iter().zip(&stored) {
+            for (name, encoding, content) in stored {
                 tx.execute(
                     "INSERT INTO outputs (business_date, name, encoding, content)
-                     VALUES (?1, ?2, 'zstd', ?3)",
-                    &[&business_date, name, content],
+                     VALUES (?1, ?2, ?3, ?4)",
+                    &[&business_date, name, encoding, content],
                 )?;
             }
             tx.execute(

@@ -14,7 +14,7 @@ use clearhouse_formats::table::{
 };
 
 use crate::banks::BankNet;
-use crate::book::{kind, Book, Postings};
+use crate::book::{kind, Book, PostedLeg, Postings};
 use crate::funding::{Shortfall, ShortfallAsset, ShortfallKind};
 use crate::instructions::Instruction;
 use crate::netting::Nets;
@@ -126,6 +126,9 @@ pub const DEFAULTS: TableSpec = TableSpec {
     ],
 };
 
+/// Rows of a large table rendered before its buffer is sized by their average length.
+const SAMPLE_ROWS: usize = 1024;
+
 /// Rendered output files: `(file name, content)`.
 pub type Files = Vec<(String, Vec<u8>)>;
 
@@ -175,6 +178,13 @@ impl Table {
             p.row(cells).map_err(table_error)?;
         }
         Ok(())
+    }
+
+    /// See [`CsvTableWriter::reserve_rows`].
+    fn reserve_rows(&mut self, more: usize) {
+        if let Some(c) = &mut self.csv {
+            c.reserve_rows(more);
+        }
     }
 
     fn finish(self, files: &mut Files) -> Result<(), EngineError> {
@@ -229,7 +239,10 @@ pub fn render_security_positions(
     files: &mut Files,
 ) -> Result<(), EngineError> {
     let mut t = Table::only(SECURITY_POSITIONS, which)?;
-    for n in &nets.qty {
+    for (i, n) in nets.qty.iter().enumerate() {
+        if i == SAMPLE_ROWS {
+            t.reserve_rows(nets.qty.len() - i);
+        }
         t.row(&[
             Cell::Text(&refs.member(n.member).member_id),
             Cell::Text(&refs.instrument(n.instrument).instrument),
@@ -305,13 +318,30 @@ pub fn render_balances(
     t.finish(files)
 }
 
-/// The batch's legs, sorted by entry id, account and asset.
-pub fn render_postings(postings: &Postings, files: &mut Files) -> Result<(), EngineError> {
-    let mut t = Table::new(POSTINGS, false)?;
+/// The name of the file [`render_postings_part`] renders parts of.
+pub const POSTINGS_FILE: &str = "postings.csv";
+
+/// The batch's legs, sorted by entry id, account and asset: the rows of postings.csv for
+/// `legs` (a slice of [`Postings::sorted`]), with the header row
+/// when `header` is set: the parts of consecutive slices, the first with the header,
+/// concatenate to the whole file, so that threads can render them side by side.
+pub fn render_postings_part(
+    postings: &Postings,
+    legs: &[&PostedLeg],
+    header: bool,
+) -> Result<Vec<u8>, EngineError> {
+    let mut t = if header {
+        CsvTableWriter::new(POSTINGS)
+    } else {
+        CsvTableWriter::continuation(POSTINGS)
+    };
     // Each money asset's currency looked up once, not once per leg.
     let mut currencies: Vec<Option<Option<Currency>>> = vec![None; postings.assets.len()];
     let mut amount = Vec::new();
-    for posted in postings.sorted() {
+    for (i, &posted) in legs.iter().enumerate() {
+        if i == SAMPLE_ROWS {
+            t.reserve_rows(legs.len() - i);
+        }
         let leg = postings.leg(posted);
         amount.clear();
         if kind::is_quantity(leg.kind) {
@@ -331,9 +361,10 @@ pub fn render_postings(postings: &Postings, files: &mut Files) -> Result<(), Eng
             Cell::Text(leg.account),
             Cell::Text(leg.asset),
             Cell::Text(std::str::from_utf8(&amount).expect("numbers print as ASCII")),
-        ])?;
+        ])
+        .map_err(table_error)?;
     }
-    t.finish(files)
+    Ok(t.finish())
 }
 
 /// Every invalid row, sorted by file and line so the file reads like the input.

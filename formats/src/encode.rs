@@ -11,9 +11,30 @@ const NEEDS_QUOTES: [bool; 256] = {
     table
 };
 
+/// Whether a field needs quotes: eight bytes at a time (most fields are short ids, and an
+/// output table has millions), the rest by [`NEEDS_QUOTES`].
+fn needs_quotes(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    // Some byte of `word` equals `byte`: XOR makes that byte zero, and a word has a zero
+    // byte exactly when this expression is non-zero.
+    let has = |word: u64, byte: u8| {
+        let v = word ^ (ONES * u64::from(byte));
+        v.wrapping_sub(ONES) & !v & HIGHS != 0
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
+        if has(word, b',') | has(word, b'"') | has(word, b'\n') | has(word, b'\r') {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(|&b| NEEDS_QUOTES[b as usize])
+}
+
 /// Appends a field, quoted per RFC 4180 only when it has to be.
 pub(crate) fn push_csv_field(out: &mut Vec<u8>, text: &str) {
-    if text.bytes().any(|b| NEEDS_QUOTES[b as usize]) {
+    if needs_quotes(text.as_bytes()) {
         out.push(b'"');
         for b in text.bytes() {
             if b == b'"' {
@@ -144,6 +165,37 @@ pub(crate) fn push_decimal(out: &mut Vec<u8>, value: crate::money::Decimal) {
 mod tests {
     use super::*;
     use crate::money::Decimal;
+
+    proptest::proptest! {
+        #[test]
+        fn needs_quotes_finds_every_special_byte(
+            bytes in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b'Z', b'0', b' ', 0x80, 0xff, 0, b',', b'"', b'\n', b'\r', 0x2c | 0x80]),
+                0..40,
+            )
+        ) {
+            let expected = bytes.iter().any(|&b| NEEDS_QUOTES[b as usize]);
+            proptest::prop_assert_eq!(needs_quotes(&bytes), expected);
+        }
+    }
+
+    #[test]
+    fn fields_are_quoted_only_when_they_must_be() {
+        for (text, printed) in [
+            ("M00001", "M00001"),
+            ("SEC-I00001-0000", "SEC-I00001-0000"),
+            ("a,b", "\"a,b\""),
+            ("0123456789abcdef,", "\"0123456789abcdef,\""),
+            ("0123456789abcde\"", "\"0123456789abcde\"\"\""),
+            ("01234567\r", "\"01234567\r\""),
+            ("line\nbreak", "\"line\nbreak\""),
+            ("", ""),
+        ] {
+            let mut out = Vec::new();
+            push_csv_field(&mut out, text);
+            assert_eq!(String::from_utf8(out).unwrap(), printed, "{text:?}");
+        }
+    }
 
     #[test]
     fn decimals_and_ints_print_like_to_text() {

@@ -58,6 +58,8 @@ pub enum TableError {
         table: &'static str,
         message: String,
     },
+    #[error("CSV derived from Parquet: {0}")]
+    Derive(String),
 }
 
 impl TableSpec {
@@ -105,6 +107,10 @@ pub fn push_amount_text(out: &mut Vec<u8>, amount: AmountMinor, currency: Curren
 pub struct CsvTableWriter {
     spec: TableSpec,
     out: Vec<u8>,
+    /// Bytes before the first row (the header, if any) and rows written, for
+    /// [`CsvTableWriter::reserve_rows`].
+    start: usize,
+    rows: usize,
 }
 
 impl CsvTableWriter {
@@ -117,7 +123,38 @@ impl CsvTableWriter {
             push_csv_field(&mut out, name);
         }
         out.push(b'\n');
-        CsvTableWriter { spec, out }
+        CsvTableWriter {
+            spec,
+            start: out.len(),
+            out,
+            rows: 0,
+        }
+    }
+
+    /// A writer for rows that continue another writer's file: no header row, so that a large
+    /// table can be rendered in parts on several threads and the parts concatenated.
+    pub fn continuation(spec: TableSpec) -> CsvTableWriter {
+        CsvTableWriter {
+            spec,
+            out: Vec::new(),
+            start: 0,
+            rows: 0,
+        }
+    }
+
+    /// Makes room for `more` rows as long on average as those written so far (nothing before
+    /// the first row), with a little to spare: a table of millions of rows then grows its
+    /// buffer once, instead of doubling it a dozen times, each time copying the file so far
+    /// into fresh pages.
+    pub fn reserve_rows(&mut self, more: usize) {
+        if self.rows == 0 {
+            return;
+        }
+        let average = (self.out.len() - self.start).div_ceil(self.rows);
+        self.out.reserve(
+            more.saturating_mul(average)
+                .saturating_add(more / 16 * average),
+        );
     }
 
     /// Appends a row; a row that does not match the spec is refused and nothing is written.
@@ -136,6 +173,7 @@ impl CsvTableWriter {
             }
         }
         self.out.push(b'\n');
+        self.rows += 1;
         Ok(())
     }
 
@@ -283,6 +321,104 @@ impl ParquetTableWriter {
     }
 }
 
+/// A table's CSV file derived from its Parquet file, byte for byte what [`CsvTableWriter`]
+/// wrote for the same rows: `header` is the CSV's header line (with its `\n`), and each name
+/// in it is the Parquet column holding that CSV column. A text cell prints as
+/// [`CsvTableWriter`] prints it; an integer as its digits; an amount's text column holds
+/// exactly what the CSV printed (digits, a sign and a point need no quotes, so printing it as
+/// text changes nothing); its `_minor` column is not named in the header and not read.
+///
+/// This lets a ledger keep only the Parquet file of a table that is written both ways.
+pub fn csv_from_parquet(header: &[u8], parquet: Vec<u8>) -> Result<Vec<u8>, TableError> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Int64Type;
+    use arrow_array::{Array, Int64Array, StringArray};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::ProjectionMask;
+
+    enum Column<'a> {
+        Text(&'a StringArray),
+        Int(&'a Int64Array),
+    }
+
+    let derive = |message: String| TableError::Derive(message);
+    let names = header
+        .strip_suffix(b"\n")
+        .and_then(|line| std::str::from_utf8(line).ok())
+        .ok_or_else(|| derive("the header is not one line of UTF-8".to_owned()))?;
+    let names: Vec<&str> = names.split(',').collect();
+    let mut printed = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        if i > 0 {
+            printed.push(b',');
+        }
+        push_csv_field(&mut printed, name);
+    }
+    printed.push(b'\n');
+    if printed != header {
+        return Err(derive(format!(
+            "header {:?} is not a list of plain column names",
+            String::from_utf8_lossy(header)
+        )));
+    }
+    let builder = ParquetRecordBatchReaderBuilder::try_new(bytes::Bytes::from(parquet))
+        .map_err(|e| derive(e.to_string()))?;
+    let fields = builder.parquet_schema().root_schema().get_fields();
+    let mut leaves = Vec::with_capacity(names.len());
+    for name in &names {
+        let leaf = fields
+            .iter()
+            .position(|f| f.name() == *name)
+            .ok_or_else(|| derive(format!("the Parquet file has no column {name}")))?;
+        leaves.push(leaf);
+    }
+    let mask = ProjectionMask::roots(builder.parquet_schema(), leaves.iter().copied());
+    // The projected batch has its columns in file order: find each name's place in it.
+    let mut in_file_order = leaves.clone();
+    in_file_order.sort_unstable();
+    let order: Vec<usize> = leaves
+        .iter()
+        .map(|leaf| in_file_order.binary_search(leaf).expect("projected"))
+        .collect();
+    let reader = builder
+        .with_projection(mask)
+        .build()
+        .map_err(|e| derive(e.to_string()))?;
+    let mut out = header.to_vec();
+    for batch in reader {
+        let batch = batch.map_err(|e| derive(e.to_string()))?;
+        let mut columns = Vec::with_capacity(order.len());
+        for &c in &order {
+            let column = batch.column(c);
+            if column.null_count() > 0 {
+                return Err(derive("a column holds nulls".to_owned()));
+            }
+            columns.push(match column.data_type() {
+                DataType::Utf8 => Column::Text(column.as_string::<i32>()),
+                DataType::Int64 => Column::Int(column.as_primitive::<Int64Type>()),
+                other => {
+                    return Err(derive(format!(
+                        "a column is {other}, not text or a 64-bit integer"
+                    )))
+                }
+            });
+        }
+        for row in 0..batch.num_rows() {
+            for (i, column) in columns.iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                match column {
+                    Column::Text(values) => push_csv_field(&mut out, values.value(row)),
+                    Column::Int(values) => push_i64(&mut out, values.value(row)),
+                }
+            }
+            out.push(b'\n');
+        }
+    }
+    Ok(out)
+}
+
 /// Digits, a sign and a point, as [`push_amount_text`] writes them.
 fn ascii(text: &[u8]) -> &str {
     std::str::from_utf8(text).expect("numbers print as ASCII")
@@ -348,6 +484,27 @@ mod tests {
             String::from_utf8(w.finish()).unwrap(),
             "member_id,count,net_amount\nA,2,8617.99\n\"B, \"\"Beta\"\"\",-1,-3.00\nC,0,-7\n"
         );
+    }
+
+    #[test]
+    fn a_table_rendered_in_parts_concatenates_to_the_whole() {
+        let mut whole = CsvTableWriter::new(SPEC);
+        for row in rows() {
+            whole.row(&row).unwrap();
+        }
+        let all = rows();
+        let (first, rest) = all.split_at(1);
+        let mut head = CsvTableWriter::new(SPEC);
+        for row in first {
+            head.row(row).unwrap();
+        }
+        let mut tail = CsvTableWriter::continuation(SPEC);
+        for row in rest {
+            tail.row(row).unwrap();
+        }
+        let mut joined = head.finish();
+        joined.extend_from_slice(&tail.finish());
+        assert_eq!(joined, whole.finish());
     }
 
     #[test]
@@ -440,5 +597,88 @@ mod tests {
         let builder = ParquetRecordBatchReaderBuilder::try_new(as_file(&bytes)).unwrap();
         assert_eq!(builder.schema().fields().len(), 4);
         assert_eq!(builder.metadata().file_metadata().num_rows(), 0);
+    }
+
+    /// The CSV writer's and the Parquet writer's files for the same rows.
+    fn both(spec: TableSpec, rows: &[Vec<Cell<'_>>]) -> (Vec<u8>, Vec<u8>) {
+        let mut csv = CsvTableWriter::new(spec);
+        let mut parquet = ParquetTableWriter::new(spec).unwrap();
+        for row in rows {
+            csv.row(row).unwrap();
+            parquet.row(row).unwrap();
+        }
+        (csv.finish(), parquet.finish().unwrap())
+    }
+
+    fn header_of(csv: &[u8]) -> &[u8] {
+        &csv[..=csv.iter().position(|&b| b == b'\n').unwrap()]
+    }
+
+    #[test]
+    fn csv_derived_from_parquet_is_the_csv_written() {
+        let rows: Vec<Vec<Cell<'_>>> = rows().into_iter().map(Vec::from).collect();
+        let (csv, parquet) = both(SPEC, &rows);
+        assert_eq!(csv_from_parquet(header_of(&csv), parquet).unwrap(), csv);
+        // No rows, and more rows than one batch and one row group hold.
+        let (csv, parquet) = both(SPEC, &[]);
+        assert_eq!(csv_from_parquet(header_of(&csv), parquet).unwrap(), csv);
+        let names: Vec<String> = (0..70_000).map(|i| format!("M{i:05}")).collect();
+        let many: Vec<Vec<Cell<'_>>> = names
+            .iter()
+            .zip(0i64..)
+            .map(|(n, i)| {
+                vec![
+                    Cell::Text(n),
+                    Cell::Int(i - 35_000),
+                    Cell::Amount(AmountMinor(i * 7 - 3), cny()),
+                ]
+            })
+            .collect();
+        let (csv, parquet) = both(SPEC, &many);
+        assert_eq!(csv_from_parquet(header_of(&csv), parquet).unwrap(), csv);
+    }
+
+    #[test]
+    fn a_csv_that_cannot_be_derived_is_an_error() {
+        let (csv, parquet) = both(SPEC, &[]);
+        let header = header_of(&csv);
+        for bad in [
+            &b"member_id,count,nope\n"[..],
+            b"member_id,count",
+            b"\"member_id\",count\n",
+            b"\xff\n",
+        ] {
+            let err = csv_from_parquet(bad, parquet.clone()).unwrap_err();
+            assert!(matches!(err, TableError::Derive(_)), "{err}");
+        }
+        assert!(csv_from_parquet(header, b"not parquet".to_vec()).is_err());
+        // A header naming an amount's `_minor` column prints its integers: only the header
+        // decides which columns the CSV has.
+        let derived = csv_from_parquet(b"net_amount_minor\n", parquet).unwrap();
+        assert_eq!(derived, b"net_amount_minor\n");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn csv_derived_from_parquet_matches_for_any_rows(
+            rows in proptest::collection::vec(
+                ("(?s).{0,12}", proptest::num::i64::ANY, -(1i64 << 60)..(1i64 << 60), proptest::bool::ANY),
+                0..40,
+            )
+        ) {
+            let jpy = Currency::from_code("JPY").unwrap();
+            let cells: Vec<Vec<Cell<'_>>> = rows
+                .iter()
+                .map(|(text, int, minor, yen)| {
+                    vec![
+                        Cell::Text(text),
+                        Cell::Int(*int),
+                        Cell::Amount(AmountMinor(*minor), if *yen { jpy } else { cny() }),
+                    ]
+                })
+                .collect();
+            let (csv, parquet) = both(SPEC, &cells);
+            proptest::prop_assert_eq!(csv_from_parquet(header_of(&csv), parquet).unwrap(), csv);
+        }
     }
 }
