@@ -965,10 +965,12 @@ impl Batch<'_> {
             let begun = ledger.begin_batch(snapshot.version, &write);
             (begun, rendering.join().expect("rendering panicked"))
         });
+        // Every handle is joined, and any rendering that failed rolls the batch back below.
         let rendered = early
             .into_iter()
             .map(|h| h.join().expect("rendering panicked"))
-            .try_fold(rendered?, |mut all, part| {
+            .fold(rendered, |all, part| {
+                let mut all = all?;
                 all.extend(part?);
                 Ok(all)
             });
@@ -1010,9 +1012,9 @@ impl Batch<'_> {
             .map(|((name, _), (encoding, stored))| (name.as_str(), *encoding, stored.as_slice()))
             .collect();
 
-        // The outputs are written and synced under temporary names while the ledger
-        // compresses its copies and commits; they are renamed into place only once the commit
-        // has succeeded.
+        // The outputs are written and synced under temporary names while the ledger stores
+        // its copies and commits; they are renamed into place only once the commit has
+        // succeeded.
         let (committed, staged) = std::thread::scope(|scope| {
             let staging = scope.spawn(|| outputs::stage_files(&out_dir, &files));
             let committed = ledger.finish_batch_stored(&summary_json, &stored);
