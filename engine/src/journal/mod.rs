@@ -157,6 +157,28 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use writer::{ActiveSegment, WriterExit, WriterStart};
 
+/// The journal's per-record work without its ring or its files, for the `journal-ceiling`
+/// measurement in `bench/` (what this machine allows, BENCHMARKS.md). Not an API.
+#[doc(hidden)]
+pub mod record_work {
+    use super::format::{self, RecordKind, RECORD_HEADER_LEN};
+
+    /// Header length of every record.
+    pub const HEADER_BYTES: usize = RECORD_HEADER_LEN;
+
+    /// What a producer computes before it claims: the data record header of `payload` with
+    /// the payload's CRC32C and digest.
+    pub fn producer_header(payload: &[u8]) -> [u8; RECORD_HEADER_LEN] {
+        format::producer_header(RecordKind::Data, payload)
+    }
+
+    /// What the writer does per record, in claim order: sequence number, chain value and
+    /// record CRC, in place. Returns the new chain value.
+    pub fn finish_record(header: &mut [u8], seq: u64, prev_chain: &[u8; 16]) -> [u8; 16] {
+        format::finish_record(header, seq, 0, prev_chain)
+    }
+}
+
 /// When an append is acknowledged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SyncMode {
