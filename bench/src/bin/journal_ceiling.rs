@@ -77,19 +77,28 @@ fn main() {
         RING_BYTES >> 10
     );
     for producers in [1u64, 2] {
-        let rate = ring_rate(records, producers, None);
+        let rate = ring_rate(records, producers, Backing::Heap(None));
         println!("  {producers} producer(s) + 1 consumer, no I/O: {rate:.2} M records/s");
     }
     let path = dir.join(format!("journal-ceiling-{}.ring", std::process::id()));
     let file = std::fs::File::create(&path).expect("create scratch file");
     for producers in [1u64, 2] {
-        let rate = ring_rate(records, producers, Some(&file));
+        let rate = ring_rate(records, producers, Backing::Heap(Some(&file)));
         println!(
             "  {producers} producer(s) + 1 consumer that write()s each batch: {rate:.2} M records/s"
         );
     }
     drop(file);
     let _ = std::fs::remove_file(&path);
+    // At most 1 GiB of fresh page cache per run.
+    let mapped_records = records.min((1 << 30) / FRAME_BYTES as u64);
+    println!(
+        "producers writing straight into a mapped file ({mapped_records} records, no write()):"
+    );
+    for producers in [1u64, 2] {
+        let rate = ring_rate(mapped_records, producers, Backing::Mapped(&dir));
+        println!("  {producers} producer(s) + 1 consumer: {rate:.2} M records/s");
+    }
 }
 
 fn per_record_ns(records: u64, mut step: impl FnMut(u64, &mut [u8; PAYLOAD_BYTES])) -> f64 {
@@ -124,13 +133,33 @@ fn write_ns_per_record(records: u64, dir: &std::path::Path) -> f64 {
     ns
 }
 
-/// Zeroed ring memory shared by the threads of one `ring_rate` run.
+/// Where the frames live in one `ring_rate` run.
+enum Backing<'a> {
+    /// The hot in-memory ring; the consumer `write()`s each batch to the file if there is one
+    /// (rewriting its first GiB over and over).
+    Heap(Option<&'a std::fs::File>),
+    /// A file in `dir`, allocated and mapped for every frame of the run: producers write
+    /// straight into the page cache (Aeron's mapped log buffers) and nothing is copied.
+    Mapped(&'a std::path::Path),
+}
+
+/// Frame memory shared by the threads of one `ring_rate` run, zeroed.
 struct Ring {
-    words: Vec<AtomicU64>,
+    base: *mut u8,
+    bytes: usize,
     /// Written by producers.
     tail: Padded,
     /// Written by the consumer.
     head: Padded,
+    _memory: Memory,
+}
+
+// SAFETY: the memory is accessed through the claim/commit protocol only (see `ring_rate`).
+unsafe impl Sync for Ring {}
+
+enum Memory {
+    Heap(#[allow(dead_code)] Vec<AtomicU64>),
+    Mapped(MappedFile),
 }
 
 /// Keeps `tail` and `head` on different cache lines, as the journal does.
@@ -138,32 +167,104 @@ struct Ring {
 struct Padded(AtomicU64);
 
 impl Ring {
-    fn commit_word(&self, pos: u64) -> &AtomicU32 {
-        let offset = (pos % RING_BYTES as u64) as usize;
-        // SAFETY: frames start at multiples of 8 inside the ring, so the 4 bytes are in bounds
-        // and aligned; they are only ever accessed atomically.
-        unsafe { &*(self.base().add(offset) as *const AtomicU32) }
+    fn new(backing: &Backing, frames: u64) -> Ring {
+        let memory = match backing {
+            Backing::Heap(_) => {
+                Memory::Heap((0..RING_BYTES / 8).map(|_| AtomicU64::new(0)).collect())
+            }
+            Backing::Mapped(dir) => {
+                Memory::Mapped(MappedFile::new(dir, frames as usize * FRAME_BYTES))
+            }
+        };
+        let (base, bytes) = match &memory {
+            Memory::Heap(words) => (words.as_ptr() as *mut u8, RING_BYTES),
+            Memory::Mapped(map) => (map.base, map.bytes),
+        };
+        Ring {
+            base,
+            bytes,
+            tail: Padded(AtomicU64::new(0)),
+            head: Padded(AtomicU64::new(0)),
+            _memory: memory,
+        }
     }
 
-    fn base(&self) -> *mut u8 {
-        self.words.as_ptr() as *mut u8
+    fn offset(&self, pos: u64) -> usize {
+        (pos % self.bytes as u64) as usize
+    }
+
+    fn commit_word(&self, pos: u64) -> &AtomicU32 {
+        // SAFETY: frames start at multiples of 8 inside the ring, so the 4 bytes are in bounds
+        // and aligned; they are only ever accessed atomically.
+        unsafe { &*(self.base.add(self.offset(pos)) as *const AtomicU32) }
+    }
+}
+
+/// A scratch file allocated (`fallocate`) and mapped shared; unmapped and removed on drop.
+struct MappedFile {
+    base: *mut u8,
+    bytes: usize,
+    path: std::path::PathBuf,
+}
+
+impl MappedFile {
+    fn new(dir: &std::path::Path, bytes: usize) -> MappedFile {
+        use std::os::fd::AsRawFd;
+        let path = dir.join(format!("journal-ceiling-{}.map", std::process::id()));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("create scratch file");
+        // SAFETY: plain system calls on a file this function owns; the mapping is checked.
+        let base = unsafe {
+            assert_eq!(
+                libc::fallocate(file.as_raw_fd(), 0, 0, bytes as libc::off_t),
+                0,
+                "fallocate"
+            );
+            libc::mmap(
+                std::ptr::null_mut(),
+                bytes,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        assert!(base != libc::MAP_FAILED, "mmap");
+        MappedFile {
+            base: base as *mut u8,
+            bytes,
+            path,
+        }
+    }
+}
+
+impl Drop for MappedFile {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, no longer referenced.
+        unsafe { libc::munmap(self.base as *mut libc::c_void, self.bytes) };
+        let _ = std::fs::remove_file(&self.path);
     }
 }
 
 /// Producers claim frames with one `fetch_add`, write header and payload, and publish with a
 /// release store of the commit word; the consumer acquires frames in claim order, does the
-/// writer's step in place, clears the commit word, writes the batch to `file` if there is one
-/// (rewriting the first GiB over and over) and hands space back. Waiting spins briefly, then
-/// yields: three threads share two cores when there are two producers.
-fn ring_rate(records: u64, producers: u64, file: Option<&std::fs::File>) -> f64 {
+/// writer's step in place, clears the commit word, writes the batch out (see [`Backing`]) and
+/// hands space back. Waiting spins briefly, then yields: three threads share two cores when
+/// there are two producers.
+fn ring_rate(records: u64, producers: u64, backing: Backing) -> f64 {
     const { assert!(FRAME_BYTES.is_multiple_of(8) && RING_BYTES.is_multiple_of(FRAME_BYTES)) };
-    let ring = Ring {
-        words: (0..RING_BYTES / 8).map(|_| AtomicU64::new(0)).collect(),
-        tail: Padded(AtomicU64::new(0)),
-        head: Padded(AtomicU64::new(0)),
-    };
     let per_producer = records / producers;
     let total = per_producer * producers;
+    let ring = Ring::new(&backing, total);
+    let file = match backing {
+        Backing::Heap(file) => file,
+        Backing::Mapped(_) => None,
+    };
     let started = Instant::now();
     std::thread::scope(|scope| {
         let ring = &ring;
@@ -179,12 +280,11 @@ fn ring_rate(records: u64, producers: u64, file: Option<&std::fs::File>) -> f64 
                 }
                 let word = ring.commit_word(pos);
                 wait_until(|| word.load(Acquire) != 0);
-                let offset = (pos % RING_BYTES as u64) as usize;
+                let offset = ring.offset(pos);
                 // SAFETY: the acquire above hands the committed frame to this thread until the
                 // commit word is cleared and `head` moves past it.
-                let header = unsafe {
-                    std::slice::from_raw_parts_mut(ring.base().add(offset), HEADER_BYTES)
-                };
+                let header =
+                    unsafe { std::slice::from_raw_parts_mut(ring.base.add(offset), HEADER_BYTES) };
                 chain = finish_record(header, seq, &chain);
                 word.store(0, Relaxed);
                 if seq % BATCH_FRAMES == 0 || seq == total {
@@ -211,13 +311,13 @@ fn ring_rate(records: u64, producers: u64, file: Option<&std::fs::File>) -> f64 
                     payload[..8].copy_from_slice(&i.to_le_bytes());
                     let header = producer_header(black_box(&payload));
                     let pos = ring.tail.0.fetch_add(FRAME_BYTES as u64, SeqCst);
-                    let free_from = (pos + FRAME_BYTES as u64).saturating_sub(RING_BYTES as u64);
+                    let free_from = (pos + FRAME_BYTES as u64).saturating_sub(ring.bytes as u64);
                     wait_until(|| ring.head.0.load(Acquire) >= free_from);
-                    let offset = (pos % RING_BYTES as u64) as usize;
+                    let offset = ring.offset(pos);
                     // SAFETY: the claim gives this thread the frame's bytes, which the consumer
                     // has released (head is past them); the commit word is published last.
                     unsafe {
-                        let frame = ring.base().add(offset);
+                        let frame = ring.base.add(offset);
                         std::ptr::copy_nonoverlapping(
                             header[4..].as_ptr(),
                             frame.add(4),
@@ -243,10 +343,10 @@ fn ring_rate(records: u64, producers: u64, file: Option<&std::fs::File>) -> f64 
 fn write_batch(ring: &Ring, file: &std::fs::File, from: u64, to: u64) {
     let mut pos = from;
     while pos < to {
-        let offset = (pos % RING_BYTES as u64) as usize;
-        let len = ((to - pos) as usize).min(RING_BYTES - offset);
+        let offset = ring.offset(pos);
+        let len = ((to - pos) as usize).min(ring.bytes - offset);
         // SAFETY: the consumer owns these committed frames until `head` moves past them.
-        let bytes = unsafe { std::slice::from_raw_parts(ring.base().add(offset), len) };
+        let bytes = unsafe { std::slice::from_raw_parts(ring.base.add(offset), len) };
         file.write_all_at(bytes, pos % (1 << 30))
             .expect("write scratch file");
         pos += len as u64;
