@@ -16,7 +16,6 @@
 
 use clearhouse_engine::journal::record_work::{finish_record, producer_header, HEADER_BYTES};
 use std::hint::black_box;
-use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::sync::atomic::{AtomicU32, AtomicU64};
@@ -31,6 +30,9 @@ const RING_BYTES: usize = FRAME_BYTES * 10_000;
 /// producer is writing takes the cache line away from it on every poll: with batches of 64 the
 /// hand-off ran at 11 M records/s (1 producer), with 1,024 at 26 M.
 const BATCH_FRAMES: u64 = 1024;
+/// Scratch files are written from offset 0 again past this size, so a run never fills more
+/// page cache than this.
+const SCRATCH_BYTES: u64 = 1 << 30;
 
 fn main() {
     let mut records: u64 = 40_000_000;
@@ -80,18 +82,15 @@ fn main() {
         let rate = ring_rate(records, producers, Backing::Heap(None));
         println!("  {producers} producer(s) + 1 consumer, no I/O: {rate:.2} M records/s");
     }
-    let path = dir.join(format!("journal-ceiling-{}.ring", std::process::id()));
-    let file = std::fs::File::create(&path).expect("create scratch file");
+    let scratch = ScratchFile::create(&dir, "ring");
     for producers in [1u64, 2] {
-        let rate = ring_rate(records, producers, Backing::Heap(Some(&file)));
+        let rate = ring_rate(records, producers, Backing::Heap(Some(&scratch.file)));
         println!(
             "  {producers} producer(s) + 1 consumer that write()s each batch: {rate:.2} M records/s"
         );
     }
-    drop(file);
-    let _ = std::fs::remove_file(&path);
-    // At most 1 GiB of fresh page cache per run.
-    let mapped_records = records.min((1 << 30) / FRAME_BYTES as u64);
+    drop(scratch);
+    let mapped_records = records.min(SCRATCH_BYTES / FRAME_BYTES as u64);
     println!(
         "producers writing straight into a mapped file ({mapped_records} records, no write()):"
     );
@@ -111,26 +110,51 @@ fn per_record_ns(records: u64, mut step: impl FnMut(u64, &mut [u8; PAYLOAD_BYTES
 }
 
 /// Writes `records` frames' worth of bytes into a fresh file from a 1 MiB buffer that stays
-/// in cache; the file is rewritten from offset 0 every GiB so the page cache does not grow
-/// past that.
+/// in cache.
 fn write_ns_per_record(records: u64, dir: &std::path::Path) -> f64 {
-    let path = dir.join(format!("journal-ceiling-{}.bin", std::process::id()));
-    let file = std::fs::File::create(&path).expect("create scratch file");
+    let scratch = ScratchFile::create(dir, "bin");
     let chunk = vec![0xA5u8; (1 << 20) / FRAME_BYTES * FRAME_BYTES];
     let total = records * FRAME_BYTES as u64;
-    let wrap = 1u64 << 30;
     let started = Instant::now();
     let mut written = 0;
     while written < total {
         let len = (total - written).min(chunk.len() as u64) as usize;
-        file.write_all_at(&chunk[..len], written % wrap)
+        scratch
+            .file
+            .write_all_at(&chunk[..len], written % SCRATCH_BYTES)
             .expect("write scratch file");
         written += len as u64;
     }
-    let ns = started.elapsed().as_nanos() as f64 / records as f64;
-    drop(file);
-    let _ = std::fs::remove_file(&path);
-    ns
+    started.elapsed().as_nanos() as f64 / records as f64
+}
+
+/// A file in the scratch directory, removed on drop.
+struct ScratchFile {
+    file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl ScratchFile {
+    fn create(dir: &std::path::Path, extension: &str) -> ScratchFile {
+        let path = dir.join(format!(
+            "journal-ceiling-{}.{extension}",
+            std::process::id()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .expect("create scratch file");
+        ScratchFile { file, path }
+    }
+}
+
+impl Drop for ScratchFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
 }
 
 /// Where the frames live in one `ring_rate` run.
@@ -204,24 +228,19 @@ impl Ring {
 struct MappedFile {
     base: *mut u8,
     bytes: usize,
-    path: std::path::PathBuf,
+    /// Declared last: removed after the mapping is gone.
+    _scratch: ScratchFile,
 }
 
 impl MappedFile {
     fn new(dir: &std::path::Path, bytes: usize) -> MappedFile {
         use std::os::fd::AsRawFd;
-        let path = dir.join(format!("journal-ceiling-{}.map", std::process::id()));
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .expect("create scratch file");
+        let scratch = ScratchFile::create(dir, "map");
+        let fd = scratch.file.as_raw_fd();
         // SAFETY: plain system calls on a file this function owns; the mapping is checked.
         let base = unsafe {
             assert_eq!(
-                libc::fallocate(file.as_raw_fd(), 0, 0, bytes as libc::off_t),
+                libc::fallocate(fd, 0, 0, bytes as libc::off_t),
                 0,
                 "fallocate"
             );
@@ -230,7 +249,7 @@ impl MappedFile {
                 bytes,
                 libc::PROT_READ | libc::PROT_WRITE,
                 libc::MAP_SHARED,
-                file.as_raw_fd(),
+                fd,
                 0,
             )
         };
@@ -238,7 +257,7 @@ impl MappedFile {
         MappedFile {
             base: base as *mut u8,
             bytes,
-            path,
+            _scratch: scratch,
         }
     }
 }
@@ -247,7 +266,6 @@ impl Drop for MappedFile {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `new`, no longer referenced.
         unsafe { libc::munmap(self.base as *mut libc::c_void, self.bytes) };
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 
@@ -270,9 +288,11 @@ fn ring_rate(records: u64, producers: u64, backing: Backing) -> f64 {
         let ring = &ring;
         scope.spawn(move || {
             let mut chain = [0u8; 16];
+            let mut batch_start = 0;
             for seq in 1..=total {
                 let pos = (seq - 1) * FRAME_BYTES as u64;
                 if (seq - 1) % BATCH_FRAMES == 0 {
+                    batch_start = pos;
                     // Consume in batches: a consumer that polls the very frame a producer is
                     // writing takes the line away from it on every poll.
                     let batch_end = (seq - 1 + BATCH_FRAMES).min(total) * FRAME_BYTES as u64;
@@ -290,13 +310,7 @@ fn ring_rate(records: u64, producers: u64, backing: Backing) -> f64 {
                 if seq % BATCH_FRAMES == 0 || seq == total {
                     let end = seq * FRAME_BYTES as u64;
                     if let Some(file) = file {
-                        write_batch(
-                            ring,
-                            file,
-                            end - (seq - 1) % BATCH_FRAMES * FRAME_BYTES as u64
-                                - FRAME_BYTES as u64,
-                            end,
-                        );
+                        write_batch(ring, file, batch_start, end);
                     }
                     ring.head.0.store(end, Release);
                 }
@@ -334,9 +348,7 @@ fn ring_rate(records: u64, producers: u64, backing: Backing) -> f64 {
             });
         }
     });
-    let rate = total as f64 / started.elapsed().as_secs_f64() / 1e6;
-    let _ = std::io::stdout().flush();
-    rate
+    total as f64 / started.elapsed().as_secs_f64() / 1e6
 }
 
 /// Writes stream positions `[from, to)` of the ring to `file`, in two pieces if they wrap.
@@ -347,7 +359,7 @@ fn write_batch(ring: &Ring, file: &std::fs::File, from: u64, to: u64) {
         let len = ((to - pos) as usize).min(ring.bytes - offset);
         // SAFETY: the consumer owns these committed frames until `head` moves past them.
         let bytes = unsafe { std::slice::from_raw_parts(ring.base.add(offset), len) };
-        file.write_all_at(bytes, pos % (1 << 30))
+        file.write_all_at(bytes, pos % SCRATCH_BYTES)
             .expect("write scratch file");
         pos += len as u64;
     }
