@@ -145,6 +145,37 @@ pub fn div_round_half_away_pow10(n: i64, exp: u32) -> Option<i64> {
     }
 }
 
+/// How a fee's product `amount × rate mantissa` is divided by `10^scale` and rounded.
+trait FeePower {
+    fn div_round(product: i64, scale: u32) -> Option<i64>;
+}
+
+/// The power taken from each rate: a branch on it per fee.
+struct RatePower;
+
+impl FeePower for RatePower {
+    #[inline(always)]
+    fn div_round(product: i64, scale: u32) -> Option<i64> {
+        div_round_half_away_pow10(product, scale)
+    }
+}
+
+/// `10^P`, known when the code is compiled: only for rates whose scale is `P`
+/// ([`NettingAccumulator::push_all`] chooses it from the rates).
+struct Pow10<const P: u32>;
+
+impl<const P: u32> Pow10<P> {
+    const DIVISOR: i64 = 10i64.pow(P);
+}
+
+impl<const P: u32> FeePower for Pow10<P> {
+    #[inline(always)]
+    fn div_round(product: i64, scale: u32) -> Option<i64> {
+        debug_assert_eq!(scale, P);
+        Some(div_round_half_away_i64(product, Self::DIVISOR))
+    }
+}
+
 /// `n / d` rounded half away from zero, for `d > 0`: [`div_round_half_away`] in 64 bits.
 #[inline]
 pub fn div_round_half_away_i64(n: i64, d: i64) -> i64 {
@@ -183,6 +214,8 @@ pub struct NettingAccumulator {
     qty_spill: FxHashMap<(u32, u32), (i128, i128)>,
     /// Per member, its fee rate; per `member * currencies + currency`, its minimum fee.
     fee_rates: Vec<FeeRateParts>,
+    /// The scale every rate in `fee_rates` has, when they share one ([`common_scale`]).
+    fee_scale: Option<u32>,
     min_fees: Vec<i64>,
     instrument_currency: Vec<u32>,
 }
@@ -209,6 +242,8 @@ impl NettingAccumulator {
                 })
                 .collect(),
         );
+        let fee_scale = fee_rates.first().map(|r| r.scale);
+        let fee_scale = fee_scale.filter(|&scale| fee_rates.iter().all(|r| r.scale == scale));
         let currencies = refs.currencies.len();
         let mut min_fees = Vec::with_capacity(members * currencies);
         for m in 0..members {
@@ -223,6 +258,7 @@ impl NettingAccumulator {
             qty,
             qty_spill: FxHashMap::default(),
             fee_rates,
+            fee_scale,
             min_fees,
             instrument_currency: refs.instrument_currency.iter().map(|c| c.0).collect(),
         }
@@ -230,12 +266,12 @@ impl NettingAccumulator {
 
     /// [`fee_minor`] from the accumulator's own tables: 64-bit arithmetic when the product
     /// fits, the `i128` path otherwise. Same result either way.
-    #[inline]
-    fn fee(&self, member: MemberIdx, currency: usize, amount_minor: i64) -> i128 {
+    #[inline(always)]
+    fn fee<P: FeePower>(&self, member: MemberIdx, currency: usize, amount_minor: i64) -> i128 {
         let rate = self.fee_rates[member.0 as usize];
         let fast = amount_minor
             .checked_mul(rate.mantissa)
-            .and_then(|product| div_round_half_away_pow10(product, rate.scale));
+            .and_then(|product| P::div_round(product, rate.scale));
         let fee = match fast {
             Some(fee) => i128::from(fee),
             None => div_round_half_away(
@@ -251,18 +287,36 @@ impl NettingAccumulator {
     /// narrowed to i64 in [`NettingAccumulator::finish`], where an overflow is reported.
     #[inline]
     pub fn push(&mut self, _refs: &RefData, trade: &ValidTrade) {
-        self.apply(trade, 1);
+        self.apply::<RatePower>(trade, 1);
     }
 
     /// Adds trades in bulk: the quantity cells of trades a few places ahead are prefetched,
     /// since on a large market nearly every cell is a cache miss.
+    ///
+    /// When the members' rates share a scale, the loop is compiled for that power of ten, so
+    /// that each fee's rounding divides by a constant (a multiplication) with no branch on
+    /// the power; the rounding was a fifth of the netting's time before.
     pub fn push_all(&mut self, trades: &[ValidTrade]) {
+        match self.fee_scale {
+            Some(1) => self.push_all_with::<Pow10<1>>(trades),
+            Some(2) => self.push_all_with::<Pow10<2>>(trades),
+            Some(3) => self.push_all_with::<Pow10<3>>(trades),
+            Some(4) => self.push_all_with::<Pow10<4>>(trades),
+            Some(5) => self.push_all_with::<Pow10<5>>(trades),
+            Some(6) => self.push_all_with::<Pow10<6>>(trades),
+            Some(7) => self.push_all_with::<Pow10<7>>(trades),
+            Some(8) => self.push_all_with::<Pow10<8>>(trades),
+            _ => self.push_all_with::<RatePower>(trades),
+        }
+    }
+
+    fn push_all_with<P: FeePower>(&mut self, trades: &[ValidTrade]) {
         const AHEAD: usize = 8;
         for (i, trade) in trades.iter().enumerate() {
             if let Some(next) = trades.get(i + AHEAD) {
                 self.prefetch(next);
             }
-            self.apply(trade, 1);
+            self.apply::<P>(trade, 1);
         }
     }
 
@@ -270,7 +324,7 @@ impl NettingAccumulator {
     /// it: the parallel intake nets every valid row first and takes out the later copies of a
     /// repeated trade id once it knows them.
     pub fn remove(&mut self, trade: &ValidTrade) {
-        self.apply(trade, -1);
+        self.apply::<RatePower>(trade, -1);
     }
 
     #[inline]
@@ -296,11 +350,11 @@ impl NettingAccumulator {
 
     /// `sign` is 1 to add the trade, -1 to take it back out.
     #[inline]
-    fn apply(&mut self, trade: &ValidTrade, sign: i8) {
+    fn apply<P: FeePower>(&mut self, trade: &ValidTrade, sign: i8) {
         let currency = self.instrument_currency[trade.instrument.0 as usize] as usize;
         let amount = i128::from(trade.amount_minor);
-        let fee_buyer = self.fee(trade.buyer, currency, trade.amount_minor);
-        let fee_seller = self.fee(trade.seller, currency, trade.amount_minor);
+        let fee_buyer = self.fee::<P>(trade.buyer, currency, trade.amount_minor);
+        let fee_seller = self.fee::<P>(trade.seller, currency, trade.amount_minor);
         let (amount, fee_buyer, fee_seller) = if sign > 0 {
             (amount, fee_buyer, fee_seller)
         } else {
@@ -557,6 +611,23 @@ mod tests {
             let wide = div_round_half_away(i128::from(n), i128::from(d));
             prop_assert_eq!(i128::from(div_round_half_away_i64(n, d)), wide);
             prop_assert_eq!(div_round_half_away_pow10(n, scale).map(i128::from), Some(wide));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_compiled_power_rounds_as_the_rate_power(product in any::<i64>(), p in 1u32..9) {
+            let compiled = match p {
+                1 => Pow10::<1>::div_round(product, 1),
+                2 => Pow10::<2>::div_round(product, 2),
+                3 => Pow10::<3>::div_round(product, 3),
+                4 => Pow10::<4>::div_round(product, 4),
+                5 => Pow10::<5>::div_round(product, 5),
+                6 => Pow10::<6>::div_round(product, 6),
+                7 => Pow10::<7>::div_round(product, 7),
+                _ => Pow10::<8>::div_round(product, 8),
+            };
+            prop_assert_eq!(compiled, RatePower::div_round(product, p));
         }
     }
 

@@ -294,3 +294,41 @@ fn quantities_beyond_64_bits_net_exactly_and_come_back_out() {
     assert_eq!(nets, one.finish(&refs).unwrap());
     assert_eq!(nets.qty[0].bought, i64::MAX - 5);
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// `push_all` compiles the fee rounding for the members' shared rate scale (the generated
+    /// members have 0.0003 and 0.00025: scale 5); `push` takes each rate's own. Same nets,
+    /// minimum fees and ties included.
+    #[test]
+    fn bulk_pushes_net_as_single_pushes(
+        trades in proptest::collection::vec(
+            (0..MEMBERS, 1..MEMBERS, 0..INSTRUMENTS, -5i64..50_000_000, 1i64..1_000),
+            1..200,
+        ),
+    ) {
+        use clearhouse_engine::netting::{NettingAccumulator, ValidTrade};
+        use clearhouse_engine::reference::{InstrumentIdx, MemberIdx};
+        let tmp = tempfile::tempdir().unwrap();
+        let refs = reference_day(tmp.path());
+        let trades: Vec<ValidTrade> = trades
+            .into_iter()
+            .map(|(buyer, step, instrument, amount, quantity)| ValidTrade {
+                buyer: MemberIdx(buyer),
+                seller: MemberIdx((buyer + step) % MEMBERS),
+                instrument: InstrumentIdx(instrument),
+                // Amounts that end in 5 at the rounding digit: ties.
+                amount_minor: amount * 2,
+                quantity,
+            })
+            .collect();
+        let mut bulk = NettingAccumulator::new(&refs);
+        bulk.push_all(&trades);
+        let mut single = NettingAccumulator::new(&refs);
+        for trade in &trades {
+            single.push(&refs, trade);
+        }
+        prop_assert_eq!(bulk.finish(&refs).unwrap(), single.finish(&refs).unwrap());
+    }
+}
