@@ -378,7 +378,7 @@ impl NettingAccumulator {
         self.add_qty(trade.seller.0, trade.instrument.0, 0, quantity);
     }
 
-    #[inline]
+    #[inline(always)]
     fn add_qty(&mut self, member: u32, instrument: u32, bought: i64, sold: i64) {
         let cell = match &mut self.qty {
             QtyGrid::Dense(cells) => {
@@ -389,10 +389,18 @@ impl NettingAccumulator {
         let spilled_bought = add_or_spill(&mut cell.bought, bought);
         let spilled_sold = add_or_spill(&mut cell.sold, sold);
         if spilled_bought.is_some() || spilled_sold.is_some() {
-            let spill = self.qty_spill.entry((member, instrument)).or_default();
-            spill.0 += i128::from(spilled_bought.unwrap_or(0));
-            spill.1 += i128::from(spilled_sold.unwrap_or(0));
+            self.spill(member, instrument, spilled_bought, spilled_sold);
         }
+    }
+
+    /// Out of line: no realistic trade gets here, and inlined it kept `add_qty` (twice per
+    /// trade) from being inlined itself.
+    #[cold]
+    #[inline(never)]
+    fn spill(&mut self, member: u32, instrument: u32, bought: Option<i64>, sold: Option<i64>) {
+        let spill = self.qty_spill.entry((member, instrument)).or_default();
+        spill.0 += i128::from(bought.unwrap_or(0));
+        spill.1 += i128::from(sold.unwrap_or(0));
     }
 
     /// Adds another accumulator's sums into this one (both built from the same reference data).

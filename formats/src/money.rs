@@ -290,6 +290,22 @@ impl Decimal {
         Ok(Decimal { mantissa, scale })
     }
 
+    /// [`Decimal::from_unscaled`] for a 64-bit unscaled value, in 64-bit arithmetic: the
+    /// 128-bit remainder there is a library call, once per Parquet price.
+    #[inline]
+    pub fn from_unscaled_i64(unscaled: i64, scale: u32) -> Result<Decimal, DecimalError> {
+        let mut mantissa = unscaled;
+        let mut scale = scale;
+        while scale > 0 && mantissa % 10 == 0 {
+            mantissa /= 10;
+            scale -= 1;
+        }
+        if scale > MAX_DIGITS || mantissa.unsigned_abs() >= 10u64.pow(MAX_DIGITS) {
+            return Err(DecimalError::TooLarge);
+        }
+        Ok(Decimal { mantissa, scale })
+    }
+
     fn normalized(mut self) -> Decimal {
         while self.scale > 0 && self.mantissa % 10 == 0 {
             self.mantissa /= 10;
@@ -358,6 +374,19 @@ mod tests {
             long.insert(0, '+');
         }
         Decimal::parse(&long)
+    }
+
+    proptest! {
+        #[test]
+        fn unscaled_in_64_bits_is_unscaled_in_128(
+            unscaled in prop_oneof![any::<i64>(), (-99_999i64..99_999).prop_map(|m| m * 1000)],
+            scale in 0u32..40,
+        ) {
+            prop_assert_eq!(
+                Decimal::from_unscaled_i64(unscaled, scale),
+                Decimal::from_unscaled(i128::from(unscaled), scale)
+            );
+        }
     }
 
     proptest! {

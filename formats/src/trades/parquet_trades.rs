@@ -733,7 +733,7 @@ impl<'a> Texts<'a> {
     }
 
     /// The `i`th value; `None` past the end (or at offsets that are not a value's).
-    #[inline]
+    #[inline(always)]
     fn get(&self, i: usize) -> Option<&'a str> {
         let start = usize::try_from(*self.offsets.get(i)?).ok()?;
         let end = usize::try_from(*self.offsets.get(i + 1)?).ok()?;
@@ -1196,19 +1196,14 @@ impl<'a> PriceCol<'a> {
     }
 }
 
-/// [`Decimal::from_unscaled`], with the trailing zeros stripped in 64-bit arithmetic first:
-/// a 128-bit remainder is a library call, and prices carry trailing zeros at a fixed scale.
+/// [`Decimal::from_unscaled`], in 64-bit arithmetic when the value fits: a 128-bit remainder
+/// is a library call, and prices carry trailing zeros at a fixed scale.
 #[inline]
 fn decimal_from_unscaled(unscaled: i128, scale: u32) -> Result<Decimal, DecimalError> {
-    let Ok(mut mantissa) = i64::try_from(unscaled) else {
-        return Decimal::from_unscaled(unscaled, scale);
-    };
-    let mut scale = scale;
-    while scale > 0 && mantissa % 10 == 0 && mantissa != 0 {
-        mantissa /= 10;
-        scale -= 1;
+    match i64::try_from(unscaled) {
+        Ok(mantissa) => Decimal::from_unscaled_i64(mantissa, scale),
+        Err(_) => Decimal::from_unscaled(unscaled, scale),
     }
-    Decimal::from_unscaled(i128::from(mantissa), scale)
 }
 
 struct QuantityCol<'a> {
