@@ -732,6 +732,13 @@ impl<'a> Texts<'a> {
         })
     }
 
+    /// Every value, or `None` if an offset is not a value's.
+    fn all(&self) -> Option<Vec<&'a str>> {
+        (0..self.offsets.len().saturating_sub(1))
+            .map(|i| self.get(i))
+            .collect()
+    }
+
     /// The `i`th value; `None` past the end (or at offsets that are not a value's).
     #[inline(always)]
     fn get(&self, i: usize) -> Option<&'a str> {
@@ -741,10 +748,11 @@ impl<'a> Texts<'a> {
     }
 }
 
-/// A dictionary-encoded text column without nulls (in keys or values).
+/// A dictionary-encoded text column without nulls (in keys or values), its entries sliced
+/// once per batch: a row's text is then one load, not two offsets and two boundary checks.
 struct DictText<'a> {
     keys: &'a [i32],
-    strings: Texts<'a>,
+    entries: Vec<&'a str>,
 }
 
 impl<'a> DictText<'a> {
@@ -753,7 +761,7 @@ impl<'a> DictText<'a> {
             TextKind::Dict { keys, strings, .. } if !col.nulls.any && strings.null_count() == 0 => {
                 Some(DictText {
                     keys,
-                    strings: Texts::of(strings)?,
+                    entries: Texts::of(strings)?.all()?,
                 })
             }
             _ => None,
@@ -763,7 +771,7 @@ impl<'a> DictText<'a> {
     #[inline]
     fn text(&self, row: usize) -> Option<&'a str> {
         let entry = usize::try_from(*self.keys.get(row)?).ok()?;
-        self.strings.get(entry)
+        self.entries.get(entry).copied()
     }
 }
 
