@@ -272,26 +272,18 @@ impl Decimal {
         Some(decimal.normalized())
     }
 
-    /// Builds a decimal from an unscaled integer as Parquet DECIMAL columns store it.
+    /// Builds a decimal from an unscaled integer as Parquet DECIMAL columns store it. Values
+    /// that fit 64 bits (every real price) take 64-bit arithmetic: a 128-bit remainder is a
+    /// library call, once per Parquet price.
+    #[inline]
     pub fn from_unscaled(unscaled: i128, scale: u32) -> Result<Decimal, DecimalError> {
-        let mut mantissa = unscaled;
-        let mut scale = scale;
-        while scale > 0 && mantissa % 10 == 0 {
-            mantissa /= 10;
-            scale -= 1;
+        match i64::try_from(unscaled) {
+            Ok(unscaled) => Decimal::from_unscaled_i64(unscaled, scale),
+            Err(_) => Decimal::from_unscaled_wide(unscaled, scale),
         }
-        if scale > MAX_DIGITS {
-            return Err(DecimalError::TooLarge);
-        }
-        let mantissa = i64::try_from(mantissa).map_err(|_| DecimalError::TooLarge)?;
-        if mantissa.unsigned_abs() >= 10u64.pow(MAX_DIGITS) {
-            return Err(DecimalError::TooLarge);
-        }
-        Ok(Decimal { mantissa, scale })
     }
 
-    /// [`Decimal::from_unscaled`] for a 64-bit unscaled value, in 64-bit arithmetic: the
-    /// 128-bit remainder there is a library call, once per Parquet price.
+    /// [`Decimal::from_unscaled`] of a 64-bit value.
     #[inline]
     pub fn from_unscaled_i64(unscaled: i64, scale: u32) -> Result<Decimal, DecimalError> {
         let mut mantissa = unscaled;
@@ -304,6 +296,19 @@ impl Decimal {
             return Err(DecimalError::TooLarge);
         }
         Ok(Decimal { mantissa, scale })
+    }
+
+    /// [`Decimal::from_unscaled`] in 128 bits: trailing zeros may bring a wider value into
+    /// range, and what is left must fit 64 bits.
+    fn from_unscaled_wide(unscaled: i128, scale: u32) -> Result<Decimal, DecimalError> {
+        let mut mantissa = unscaled;
+        let mut scale = scale;
+        while scale > 0 && mantissa % 10 == 0 {
+            mantissa /= 10;
+            scale -= 1;
+        }
+        let mantissa = i64::try_from(mantissa).map_err(|_| DecimalError::TooLarge)?;
+        Decimal::from_unscaled_i64(mantissa, scale)
     }
 
     fn normalized(mut self) -> Decimal {
@@ -384,7 +389,7 @@ mod tests {
         ) {
             prop_assert_eq!(
                 Decimal::from_unscaled_i64(unscaled, scale),
-                Decimal::from_unscaled(i128::from(unscaled), scale)
+                Decimal::from_unscaled_wide(i128::from(unscaled), scale)
             );
         }
     }

@@ -891,10 +891,10 @@ impl<'a> FastRows<'a> {
         let price = match self.price {
             FastPrice::I64(values, scale) => values
                 .get(row)
-                .and_then(|&u| decimal_from_unscaled(i128::from(u), scale).ok()),
+                .and_then(|&u| Decimal::from_unscaled_i64(u, scale).ok()),
             FastPrice::I128(values, scale) => values
                 .get(row)
-                .and_then(|&u| decimal_from_unscaled(u, scale).ok()),
+                .and_then(|&u| Decimal::from_unscaled(u, scale).ok()),
         };
         let (Some(price), Some(&quantity)) = (price, self.quantity.get(row)) else {
             return false;
@@ -1199,18 +1199,8 @@ impl<'a> PriceCol<'a> {
         };
         unscaled
             .ok_or(DecimalError::TooLarge)
-            .and_then(|u| decimal_from_unscaled(u, scale))
+            .and_then(|u| Decimal::from_unscaled(u, scale))
             .map_err(|e| price_error(&shown(), e))
-    }
-}
-
-/// [`Decimal::from_unscaled`], in 64-bit arithmetic when the value fits: a 128-bit remainder
-/// is a library call, and prices carry trailing zeros at a fixed scale.
-#[inline]
-fn decimal_from_unscaled(unscaled: i128, scale: u32) -> Result<Decimal, DecimalError> {
-    match i64::try_from(unscaled) {
-        Ok(mantissa) => Decimal::from_unscaled_i64(mantissa, scale),
-        Err(_) => Decimal::from_unscaled(unscaled, scale),
     }
 }
 
