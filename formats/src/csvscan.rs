@@ -50,6 +50,8 @@ pub(crate) struct CsvScanner<R> {
     next_line: u64,
     /// Field byte ranges of the current record, in `buf` or in `scratch`.
     fields: Vec<(usize, usize)>,
+    /// Where [`CsvScanner::plain_lines`] found commas and line ends (see [`find_stops`]).
+    stops: Vec<u64>,
     scratch: Vec<u8>,
     in_scratch: bool,
     /// The current record's byte range in `buf` or `scratch`; its fields lie within.
@@ -115,6 +117,7 @@ impl<R: Read> CsvScanner<R> {
             bytes_read: 0,
             next_line: 1,
             fields: Vec::with_capacity(16),
+            stops: Vec::new(),
             scratch: Vec::new(),
             in_scratch: false,
             record: (0, 0),
@@ -188,12 +191,12 @@ impl<R: Read> CsvScanner<R> {
     /// Hands `each` the plain records now buffered, from the next record on: complete lines
     /// that start before the stop offset, hold no quote and are UTF-8 (nearly every line of a
     /// trade file). They are checked as UTF-8 together rather than one by one, and split in
-    /// place; `each` gets a record's line number, the text it lies in and its fields' byte
-    /// ranges in that text. Blank lines are skipped as [`Self::next_record`] skips them.
-    /// Returns at the first line it does not take (or the end of the buffered lines), having
-    /// consumed only what it handed over: [`Self::next_record`] reads on from there, and the
-    /// two may be called in turn.
-    pub(crate) fn plain_lines(&mut self, mut each: impl FnMut(u64, &str, &[(usize, usize)])) {
+    /// place; `each` gets a record's line number and its fields. Lines of `width` fields (the
+    /// header's) take the fast path; any other line is handed over all the same. Blank lines
+    /// are skipped as [`Self::next_record`] skips them. Returns at the first line it does not
+    /// take (or the end of the buffered lines), having consumed only what it handed over:
+    /// [`Self::next_record`] reads on from there, and the two may be called in turn.
+    pub(crate) fn plain_lines(&mut self, width: usize, mut each: impl FnMut(u64, &[&str])) {
         let start = self.buf_offset + self.pos as u64;
         if !self.started || start >= self.stop_at {
             return;
@@ -237,57 +240,18 @@ impl<R: Read> CsvScanner<R> {
                 }
             }
         };
-        let bytes = text.as_bytes();
         // Records starting at or after this offset in `text` belong to the next part.
         let stop = usize::try_from(self.stop_at - start).unwrap_or(usize::MAX);
-        let fields = &mut self.fields;
-        fields.clear();
-        let mut line = self.next_line;
-        // Where the current line and field start, and the end of the lines handed over.
-        let (mut line_start, mut field_start, mut consumed) = (0usize, 0usize, 0usize);
-        let mut tail = [0u8; 64];
-        // Sixty-four bytes at a time, commas and line ends as bit masks (no quote is in
-        // `text`): one pass, no branch per byte.
-        'blocks: for block_start in (0..bytes.len()).step_by(64) {
-            let block: &[u8; 64] = match bytes.get(block_start..block_start + 64) {
-                Some(block) => block.try_into().unwrap_or(&tail),
-                None => {
-                    let rest = &bytes[block_start..];
-                    tail[..rest.len()].copy_from_slice(rest);
-                    &tail
-                }
-            };
-            let line_ends = eq_mask(block, b'\n');
-            let mut stops = eq_mask(block, b',') | line_ends;
-            while stops != 0 {
-                let bit = stops.trailing_zeros();
-                stops &= stops - 1;
-                let at = block_start + bit as usize;
-                if line_ends & (1 << bit) == 0 {
-                    fields.push((field_start, at));
-                    field_start = at + 1;
-                    continue;
-                }
-                let content_end = if at > line_start && bytes[at - 1] == b'\r' {
-                    at - 1
-                } else {
-                    at
-                };
-                fields.push((field_start, content_end));
-                if content_end > line_start {
-                    each(line, text, fields);
-                }
-                fields.clear();
-                line += 1;
-                (line_start, field_start, consumed) = (at + 1, at + 1, at + 1);
-                if line_start >= stop {
-                    break 'blocks;
-                }
-            }
-        }
+        let mut lines = PlainLines {
+            text,
+            stops: &mut self.stops,
+            line: self.next_line,
+            consumed: 0,
+        };
+        lines.split(width, stop, &mut each);
+        let (consumed, line) = (lines.consumed, lines.line);
         self.pos += consumed;
         self.next_line = line;
-        self.fields.clear();
     }
 
     /// Advances to the next record. Blank lines are skipped; they carry no data.
@@ -598,6 +562,173 @@ impl<'a> Record<'a> {
     }
 }
 
+/// Set on a stop that is a line end; the rest of the word is the stop's offset in its chunk.
+const LINE_END: u64 = 1 << 63;
+
+/// Text whose stops are found in one pass and then walked line by line, so the stop array is
+/// still in the first-level cache when the lines are cut.
+const STOP_CHUNK_BYTES: usize = 16 << 10;
+
+/// Lines of at most this many fields are cut into an array on the stack.
+const STACK_FIELDS: usize = 16;
+
+/// Whole lines without a quote, cut into fields in two passes per chunk: every comma and line
+/// end is found sixty-four bytes at a time and written to `stops` without a branch per stop,
+/// then the lines are read off the stops. A line of the expected width is recognised by
+/// looking at its last stop, so a file of equal lines costs no unpredictable branch.
+struct PlainLines<'t, 's> {
+    /// Complete lines (the last byte is a line end) holding no quote.
+    text: &'t str,
+    stops: &'s mut Vec<u64>,
+    /// The physical line of the next line in `text`.
+    line: u64,
+    /// The bytes of `text` handed over (whole lines, blank ones included).
+    consumed: usize,
+}
+
+impl<'t> PlainLines<'t, '_> {
+    /// Hands `each` the lines that start before offset `stop`; see [`CsvScanner::plain_lines`].
+    fn split(&mut self, width: usize, stop: usize, each: &mut impl FnMut(u64, &[&str])) {
+        let text = self.text;
+        let bytes = text.as_bytes();
+        let mut row: [&'t str; STACK_FIELDS] = [""; STACK_FIELDS];
+        let mut wide: Vec<&'t str> = Vec::new();
+        let mut chunk_start = 0;
+        while chunk_start < bytes.len() {
+            let chunk_end = stop_chunk_end(bytes, chunk_start);
+            let n = find_stops(&bytes[chunk_start..chunk_end], self.stops);
+            let stops = &self.stops[..n];
+            let at_of = |s: u64| chunk_start + (s & !LINE_END) as usize;
+            let (mut p, mut line_start) = (0, chunk_start);
+            while p < n {
+                let expected = width > 0
+                    && stops.get(p..p + width).is_some_and(|w| {
+                        let (&last, inner) = w.split_last().unwrap_or((&0, &[]));
+                        last & LINE_END != 0 && inner.iter().fold(0, |a, &s| a | s) & LINE_END == 0
+                    });
+                let q = if expected {
+                    p + width
+                } else {
+                    let rest = &stops[p..];
+                    p + rest
+                        .iter()
+                        .position(|&s| s & LINE_END != 0)
+                        .map_or(rest.len(), |i| i + 1)
+                };
+                let line_stops = &stops[p..q];
+                p = q;
+                let Some((&last, commas)) = line_stops.split_last() else {
+                    break;
+                };
+                let at = at_of(last);
+                let content_end = if at > line_start && bytes[at - 1] == b'\r' {
+                    at - 1
+                } else {
+                    at
+                };
+                if content_end > line_start {
+                    let fields: &[&str] = if line_stops.len() <= STACK_FIELDS {
+                        let mut field_start = line_start;
+                        for (slot, &comma) in row.iter_mut().zip(commas) {
+                            let end = at_of(comma);
+                            *slot = cut(text, field_start, end);
+                            field_start = end + 1;
+                        }
+                        row[commas.len()] = cut(text, field_start, content_end);
+                        &row[..line_stops.len()]
+                    } else {
+                        wide.clear();
+                        let mut field_start = line_start;
+                        for &comma in commas {
+                            let end = at_of(comma);
+                            wide.push(cut(text, field_start, end));
+                            field_start = end + 1;
+                        }
+                        wide.push(cut(text, field_start, content_end));
+                        &wide
+                    };
+                    each(self.line, fields);
+                }
+                self.line += 1;
+                line_start = at + 1;
+                self.consumed = line_start;
+                if line_start >= stop {
+                    return;
+                }
+            }
+            chunk_start = chunk_end;
+        }
+    }
+}
+
+/// Where the chunk of `bytes` starting at `start` ends: after the last line end within
+/// [`STOP_CHUNK_BYTES`], or after the first one beyond when a line is longer (`bytes` ends
+/// with a line end).
+fn stop_chunk_end(bytes: &[u8], start: usize) -> usize {
+    let soft_end = start + STOP_CHUNK_BYTES;
+    if soft_end >= bytes.len() {
+        return bytes.len();
+    }
+    match memrchr(b'\n', &bytes[start..soft_end]) {
+        Some(i) => start + i + 1,
+        None => memchr(b'\n', &bytes[soft_end..]).map_or(bytes.len(), |i| soft_end + i + 1),
+    }
+}
+
+/// Writes the offset of every comma and line end in `chunk` to `stops` (line ends marked with
+/// [`LINE_END`]), in order, and returns how many there are. Eight slots are written per round
+/// whether or not a block has that many stops (the extra ones are overwritten or past the
+/// count), so the loop branches once per block rather than once per stop.
+fn find_stops(chunk: &[u8], stops: &mut Vec<u64>) -> usize {
+    // A block's rounds write at most seven slots past its last stop.
+    let needed = chunk.len() + 8;
+    if stops.len() < needed {
+        stops.resize(needed, 0);
+    }
+    let mut count = 0;
+    let mut tail = [0u8; 64];
+    for block_start in (0..chunk.len()).step_by(64) {
+        let block: &[u8; 64] = match chunk.get(block_start..block_start + 64) {
+            Some(block) => block.try_into().unwrap_or(&tail),
+            None => {
+                let rest = &chunk[block_start..];
+                tail[..rest.len()].copy_from_slice(rest);
+                &tail
+            }
+        };
+        let line_ends = eq_mask(block, b'\n');
+        let mut mask = eq_mask(block, b',') | line_ends;
+        let in_block = mask.count_ones() as usize;
+        let mut written = 0;
+        while written < in_block {
+            let at = count + written;
+            for slot in &mut stops[at..at + 8] {
+                // An empty mask gives bit 64: a slot past the count, never read.
+                let bit = mask.trailing_zeros();
+                let end = (line_ends.wrapping_shr(bit) & 1) << 63;
+                *slot = (block_start as u64 + u64::from(bit)) | end;
+                mask &= mask.wrapping_sub(1);
+            }
+            written += 8;
+        }
+        count += in_block;
+    }
+    count
+}
+
+/// `text[start..end]` where `start` and `end` are offsets just before or after ASCII bytes of
+/// `text` (a comma, a line end, a carriage return) or its ends, so on char boundaries.
+/// The checked `get` tested both ends for a boundary on every field: a fifth of the
+/// splitting's time.
+#[inline(always)]
+fn cut(text: &str, start: usize, end: usize) -> &str {
+    debug_assert!(start <= end && text.is_char_boundary(start) && text.is_char_boundary(end));
+    // SAFETY: `PlainLines::split` passes `start <= end <= text.len()`, each next to an ASCII
+    // byte it found in `text` (or at an end of it), and an ASCII byte is a whole character:
+    // both are char boundaries.
+    unsafe { text.get_unchecked(start..end) }
+}
+
 /// Bit `i` set where `block[i] == byte`: sixteen bytes per compare and mask move.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
@@ -863,15 +994,16 @@ mod tests {
     type Scanned = Result<(u64, Vec<String>), (u64, String)>;
 
     fn scan(input: &[u8], chunk: usize) -> Vec<Scanned> {
-        scan_with(input, chunk, false)
+        scan_with(input, chunk, None)
     }
 
-    /// [`scan`], taking every plain line [`CsvScanner::plain_lines`] offers between records.
-    fn scan_plain_first(input: &[u8], chunk: usize) -> Vec<Scanned> {
-        scan_with(input, chunk, true)
+    /// [`scan`], taking every plain line [`CsvScanner::plain_lines`] offers between records,
+    /// expecting lines of `width` fields.
+    fn scan_plain_first(input: &[u8], chunk: usize, width: usize) -> Vec<Scanned> {
+        scan_with(input, chunk, Some(width))
     }
 
-    fn scan_with(input: &[u8], chunk: usize, plain_first: bool) -> Vec<Scanned> {
+    fn scan_with(input: &[u8], chunk: usize, plain_width: Option<usize>) -> Vec<Scanned> {
         struct Chunked<'a>(&'a [u8], usize);
         impl Read for Chunked<'_> {
             fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
@@ -884,9 +1016,9 @@ mod tests {
         let mut scanner = CsvScanner::new(Chunked(input, chunk));
         let mut out = Vec::new();
         loop {
-            if plain_first {
-                scanner.plain_lines(|line, text, fields| {
-                    let field = |&(s, e): &(usize, usize)| text[s..e].to_owned();
+            if let Some(width) = plain_width {
+                scanner.plain_lines(width, |line, fields| {
+                    let field = |s: &&str| s.to_string();
                     out.push(Ok((line, fields.iter().map(field).collect())));
                 });
             }
@@ -975,8 +1107,39 @@ mod tests {
             bytes in proptest::collection::vec(
                 proptest::sample::select(b"ab,\"\r\n\n\xff\xc3\xa9".to_vec()), 0..120),
             chunk in 1usize..40,
+            width in 0usize..4,
         ) {
-            proptest::prop_assert_eq!(scan_plain_first(&bytes, chunk), scan(&bytes, chunk));
+            proptest::prop_assert_eq!(scan_plain_first(&bytes, chunk, width), scan(&bytes, chunk));
+        }
+    }
+
+    /// Lines wider than the stack array, narrower or wider than expected, and chunks of stops
+    /// that end inside a long line's run of fields.
+    #[test]
+    fn plain_lines_of_any_width_read_like_records() {
+        let wide = vec!["f"; super::STACK_FIELDS + 5].join(",");
+        let long = "x".repeat(super::STOP_CHUNK_BYTES + 100);
+        let mut input = String::new();
+        for k in 0..300 {
+            let line = match k % 7 {
+                0 => wide.clone(),
+                1 => "a,b".to_owned(),
+                2 => format!("{long},{k}"),
+                3 => ",,".to_owned(),
+                4 => "\r".to_owned(),
+                _ => format!("{k},x,y"),
+            };
+            input.push_str(&line);
+            input.push_str(if k % 2 == 0 { "\n" } else { "\r\n" });
+        }
+        for width in [3, 2, super::STACK_FIELDS + 5, 1] {
+            for chunk in [1 << 20, 4096, 77] {
+                assert_eq!(
+                    scan_plain_first(input.as_bytes(), chunk, width),
+                    scan(input.as_bytes(), chunk),
+                    "width {width}, chunk {chunk}"
+                );
+            }
         }
     }
 
@@ -987,17 +1150,13 @@ mod tests {
         assert!(matches!(scanner.next_record().unwrap(), Scan::Record(1)));
         scanner.stop_at(6);
         let mut seen = Vec::new();
-        scanner.plain_lines(|line, text, fields| {
-            seen.push((line, text[fields[0].0..fields[0].1].to_owned()))
-        });
+        scanner.plain_lines(2, |line, fields| seen.push((line, fields[0].to_owned())));
         assert_eq!(seen, vec![(2, "a".to_owned())]);
         assert_eq!(scanner.next_position(), (6, 3));
         assert_eq!(scanner.next_record().unwrap(), Scan::End);
         scanner.stop_at(u64::MAX);
         seen.clear();
-        scanner.plain_lines(|line, text, fields| {
-            seen.push((line, text[fields[0].0..fields[0].1].to_owned()))
-        });
+        scanner.plain_lines(2, |line, fields| seen.push((line, fields[0].to_owned())));
         assert_eq!(seen, vec![(3, "b".to_owned())]);
         assert!(matches!(scanner.next_record().unwrap(), Scan::Record(4)));
         assert_eq!(scanner.field(0), b"c");

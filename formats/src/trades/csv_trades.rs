@@ -211,19 +211,14 @@ fn read_records<S: TradeSink>(
     let mut keys = KeyCache::default();
     loop {
         if lines == Lines::Plain {
-            scanner.plain_lines(|line, text, fields| {
+            scanner.plain_lines(layout.width, |line, fields| {
                 stats.rows += 1;
                 if fields.len() != layout.width {
                     let at = Location::new(path, line);
                     sink.bad_row(width_error(at, fields.len(), layout));
                     return;
                 }
-                let row = index.map(|i| {
-                    fields
-                        .get(i)
-                        .and_then(|&(start, end)| text.get(start..end))
-                        .unwrap_or("")
-                });
+                let row = index.map(|i| fields.get(i).copied().unwrap_or(""));
                 decode_plain(row, &mut dates, &mut keys, path, line, sink);
             });
         }
