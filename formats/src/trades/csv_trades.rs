@@ -207,6 +207,8 @@ fn read_records<S: TradeSink>(
         column(QUANTITY),
         column(EXECUTED_AT),
     ];
+    // The columns in the order the reader wants them (the usual header): a row is its fields.
+    let in_order = index == [0, 1, 2, 3, 4, 5, 6, 7];
     let mut dates = DateMemo::default();
     let mut keys = KeyCache::default();
     loop {
@@ -218,7 +220,10 @@ fn read_records<S: TradeSink>(
                     sink.bad_row(width_error(at, fields.len(), layout));
                     return;
                 }
-                let row = index.map(|i| fields.get(i).copied().unwrap_or(""));
+                let row = match <[&str; 8]>::try_from(fields) {
+                    Ok(row) if in_order => row,
+                    _ => index.map(|i| fields.get(i).copied().unwrap_or("")),
+                };
                 decode_plain(row, &mut dates, &mut keys, path, line, sink);
             });
         }
