@@ -706,7 +706,7 @@ fn find_stops(chunk: &[u8], stops: &mut Vec<u64>) -> usize {
                 // An empty mask gives bit 64: a slot past the count, never read.
                 let bit = mask.trailing_zeros();
                 let end = (line_ends.wrapping_shr(bit) & 1) << 63;
-                *slot = (block_start as u64 + u64::from(bit)) | end;
+                *slot = (block_start as u64).wrapping_add(u64::from(bit)) | end;
                 mask &= mask.wrapping_sub(1);
             }
             written += 8;

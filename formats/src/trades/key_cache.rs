@@ -19,7 +19,7 @@ impl KeyCache {
     /// `Some(key)` with the sink's answer for an id of `column` (the key itself may be `None`:
     /// an unknown id, which the sink refuses with its reason), or `None` when `text` is not an
     /// id at all (the caller's slow path words that).
-    #[inline]
+    #[inline(always)]
     pub(super) fn key<S: TradeSink>(
         &mut self,
         column: KeyColumn,
