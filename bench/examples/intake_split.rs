@@ -2,7 +2,8 @@
 //! reference checks, the id record and netting added; then the real parallel intake.
 //!
 //! `cargo run --release -p clearhouse-bench --example intake_split -- DAY_DIR` (`ONLY=decode`
-//! and so on: one figure alone)
+//! and so on: one figure alone; `ONLY=intake THREADS=2`: the parallel intake on two threads
+//! alone, for `/usr/bin/time` or a profiler)
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -116,7 +117,11 @@ fn main() {
         let (wall, cpu) = seconds;
         println!("{what:8} {wall:>8.3} s  cpu {cpu:.3} s  {rows} rows");
     }
-    for threads in [1, 2] {
+    let thread_counts: Vec<usize> = match std::env::var("THREADS") {
+        Ok(n) => vec![n.parse().expect("THREADS is a number")],
+        Err(_) => vec![1, 2],
+    };
+    for threads in thread_counts {
         if !wanted("intake") {
             continue;
         }
