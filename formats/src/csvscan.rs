@@ -627,24 +627,21 @@ impl<'t> PlainLines<'t, '_> {
                     at
                 };
                 if content_end > line_start {
+                    let cut = LineFields {
+                        text,
+                        chunk_start,
+                        field_start: line_start,
+                        commas: commas.iter(),
+                        content_end: Some(content_end),
+                    };
                     let fields: &[&str] = if line_stops.len() <= STACK_FIELDS {
-                        let mut field_start = line_start;
-                        for (slot, &comma) in row.iter_mut().zip(commas) {
-                            let end = at_of(comma);
-                            *slot = cut(text, field_start, end);
-                            field_start = end + 1;
+                        for (slot, field) in row.iter_mut().zip(cut) {
+                            *slot = field;
                         }
-                        row[commas.len()] = cut(text, field_start, content_end);
                         &row[..line_stops.len()]
                     } else {
                         wide.clear();
-                        let mut field_start = line_start;
-                        for &comma in commas {
-                            let end = at_of(comma);
-                            wide.push(cut(text, field_start, end));
-                            field_start = end + 1;
-                        }
-                        wide.push(cut(text, field_start, content_end));
+                        wide.extend(cut);
                         &wide
                     };
                     each(self.line, fields);
@@ -658,6 +655,34 @@ impl<'t> PlainLines<'t, '_> {
             }
             chunk_start = chunk_end;
         }
+    }
+}
+
+/// The fields of one line, cut off the stop array: up to each comma, then up to the end of
+/// the line's content (before any CR).
+struct LineFields<'t, 'a> {
+    text: &'t str,
+    /// Where the stops' chunk starts in `text`.
+    chunk_start: usize,
+    field_start: usize,
+    commas: std::slice::Iter<'a, u64>,
+    /// `None` once the last field is cut.
+    content_end: Option<usize>,
+}
+
+impl<'t> Iterator for LineFields<'t, '_> {
+    type Item = &'t str;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<&'t str> {
+        let start = self.field_start;
+        let end = match self.commas.next() {
+            // Offsets within the text: neither sum can overflow.
+            Some(&comma) => self.chunk_start.wrapping_add((comma & !LINE_END) as usize),
+            None => self.content_end.take()?,
+        };
+        self.field_start = end.wrapping_add(1);
+        Some(cut(self.text, start, end))
     }
 }
 
