@@ -414,10 +414,12 @@ fn price_error(text: &str, error: DecimalError) -> Bad {
     Bad::new(PRICE, text, decimal_reason(&error))
 }
 
+#[inline]
 fn price_from_text(text: &str) -> Result<Decimal, Bad> {
     Decimal::parse(text).map_err(|e| price_error(text, e))
 }
 
+#[inline]
 fn quantity_from_text(text: &str) -> Result<i64, Bad> {
     parse_i64(text).map_err(|e| Bad::new(QUANTITY, text, e.reason("quantity")))
 }
