@@ -705,6 +705,29 @@ fn stop_chunk_end(bytes: &[u8], start: usize) -> usize {
 /// whether or not a block has that many stops (the extra ones are overwritten or past the
 /// count), so the loop branches once per block rather than once per stop.
 fn find_stops(chunk: &[u8], stops: &mut Vec<u64>) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("popcnt") && std::arch::is_x86_feature_detected!("bmi1")
+    {
+        // SAFETY: this processor has both features, as just checked.
+        return unsafe { find_stops_popcnt_bmi1(chunk, stops) };
+    }
+    find_stops_in(chunk, stops)
+}
+
+/// [`find_stops`] compiled for processors with POPCNT and BMI1: a block's count of stops and
+/// each stop's position are then one instruction each, not about a dozen and three (the
+/// baseline x86-64 build has neither; callgrind counted them a twelfth of the CSV decode).
+///
+/// # Safety
+/// The processor must have POPCNT and BMI1.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "popcnt,bmi1")]
+unsafe fn find_stops_popcnt_bmi1(chunk: &[u8], stops: &mut Vec<u64>) -> usize {
+    find_stops_in(chunk, stops)
+}
+
+#[inline(always)]
+fn find_stops_in(chunk: &[u8], stops: &mut Vec<u64>) -> usize {
     // A block's rounds write at most seven slots past its last stop.
     let needed = chunk.len() + 8;
     if stops.len() < needed {
@@ -780,6 +803,27 @@ fn eq_mask(block: &[u8; 64], byte: u8) -> u64 {
         .iter()
         .enumerate()
         .fold(0u64, |mask, (i, &b)| mask | (u64::from(b == byte) << i))
+}
+
+#[cfg(test)]
+#[test]
+fn stops_are_found_alike_by_either_build() {
+    for len in [0, 1, 7, 63, 64, 65, 127, 128, 200, 1000] {
+        let chunk: Vec<u8> = (0..len)
+            .map(|i| [b',', b'a', b'\n', b'b', b'c'][(i * 7 + i / 3) % 5])
+            .collect();
+        let want: Vec<u64> = chunk
+            .iter()
+            .enumerate()
+            .filter(|(_, &c)| c == b',' || c == b'\n')
+            .map(|(i, &c)| i as u64 | if c == b'\n' { LINE_END } else { 0 })
+            .collect();
+        let (mut dispatched, mut baseline) = (Vec::new(), Vec::new());
+        let n = find_stops(&chunk, &mut dispatched);
+        let m = find_stops_in(&chunk, &mut baseline);
+        assert_eq!(dispatched[..n], want[..], "{len}");
+        assert_eq!(baseline[..m], want[..], "{len}");
+    }
 }
 
 #[cfg(test)]
