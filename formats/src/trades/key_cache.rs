@@ -69,16 +69,15 @@ impl Packed {
                     .unwrap_or_default(),
             )
         };
-        let half = |at: usize| {
+        // The first four bytes of at least four: no bounds to check.
+        let half = |from: &[u8]| {
             u64::from(u32::from_le_bytes(
-                id.get(at..at + 4)
-                    .and_then(|w| w.try_into().ok())
-                    .unwrap_or_default(),
+                from.first_chunk::<4>().copied().unwrap_or_default(),
             ))
         };
         let (a, b) = match n {
             8..=16 => (word(0), word(n - 8)),
-            4..=7 => (half(0) | (half(n - 4) << 32), 0),
+            4..=7 => (half(id) | (half(&id[n - 4..]) << 32), 0),
             1..=3 => (
                 u64::from(id[0]) | (u64::from(id[n / 2]) << 8) | (u64::from(id[n - 1]) << 16),
                 0,
@@ -104,7 +103,8 @@ impl Packed {
 struct IdKeys {
     slots: Vec<Slot>,
     len: usize,
-    bits: u32,
+    /// 64 less the table's size in bits: a hash's top bits pick the slot.
+    shift: u32,
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -121,7 +121,7 @@ impl IdKeys {
             return None;
         }
         let mask = self.slots.len() - 1;
-        let mut i = (id.hash() >> (64 - self.bits)) as usize;
+        let mut i = (id.hash() >> self.shift) as usize;
         loop {
             let slot = self.slots[i];
             if slot.meta == 0 {
@@ -151,9 +151,12 @@ impl IdKeys {
     }
 
     fn grow(&mut self) {
-        let bits = (self.bits + 1).max(10);
+        let bits = match self.slots.len() {
+            0 => 10,
+            len => len.trailing_zeros() + 1,
+        };
         let old = std::mem::replace(&mut self.slots, vec![Slot::default(); 1 << bits]);
-        self.bits = bits;
+        self.shift = 64 - bits;
         for slot in old.into_iter().filter(|s| s.meta != 0) {
             self.place(slot);
         }
@@ -166,7 +169,7 @@ impl IdKeys {
             len: slot.meta >> 33,
         };
         let mask = self.slots.len() - 1;
-        let mut i = (id.hash() >> (64 - self.bits)) as usize;
+        let mut i = (id.hash() >> self.shift) as usize;
         while self.slots[i].meta != 0 {
             i = (i + 1) & mask;
         }
@@ -227,6 +230,23 @@ mod tests {
             let long = ids.iter().filter(|id| id.len() > 16 && id_problem(id).is_none()).count();
             proptest::prop_assert!(sink.asked <= distinct.len() + long);
         }
+    }
+
+    #[test]
+    fn thousands_of_ids_survive_the_table_growing() {
+        let mut cache = KeyCache::default();
+        let mut sink = Numbering::default();
+        let ids: Vec<String> = (0..5_000).map(|i| format!("M{i:05}")).collect();
+        for _ in 0..2 {
+            for id in &ids {
+                assert_eq!(
+                    cache.key(KeyColumn::Member, id, &mut sink),
+                    Some(expected(KeyColumn::Member, id))
+                );
+            }
+        }
+        assert_eq!(sink.asked, ids.len(), "each id asked about once");
+        assert_eq!(cache.members.slots.len(), 16_384);
     }
 
     #[test]
