@@ -771,9 +771,9 @@ fn find_stops_in(chunk: &[u8], stops: &mut Vec<u64>) -> usize {
 #[inline(always)]
 fn cut(text: &str, start: usize, end: usize) -> &str {
     debug_assert!(start <= end && text.is_char_boundary(start) && text.is_char_boundary(end));
-    // SAFETY: `PlainLines::split` passes `start <= end <= text.len()`, each next to an ASCII
-    // byte it found in `text` (or at an end of it), and an ASCII byte is a whole character:
-    // both are char boundaries.
+    // SAFETY: `LineFields` (made only by `PlainLines::split`) passes `start <= end <=
+    // text.len()`, each next to an ASCII byte found in `text` (a stop, a CR) or at an end of
+    // it, and an ASCII byte is a whole character: both are char boundaries.
     unsafe { text.get_unchecked(start..end) }
 }
 
