@@ -238,29 +238,22 @@ fn clock_and_zone(b: &[u8]) -> bool {
 }
 
 /// The time of `YYYY-MM-DDTHH:MM:SS±HH:MM` (the shape trade files use), checked as two
-/// eight-byte words instead of field by field: the same answer as [`clock_and_zone`] gives
-/// for it (byte 19, the sign, is the caller's to check).
+/// eight-byte words instead of field by field (digits by [`crate::digits::non_digit_bytes`]):
+/// the same answer as [`clock_and_zone`] gives for it (byte 19, the sign, is the caller's to
+/// check).
 #[inline]
 fn usual_clock_and_offset(b: &[u8; 25]) -> bool {
-    const ZEROS: u64 = 0x3030_3030_3030_3030;
-    const HIGH_NIBBLES: u64 = 0xF0F0_F0F0_F0F0_F0F0;
-    const SIXES: u64 = 0x0606_0606_0606_0606;
     let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap_or_default());
     // `HH:MM:SS` at byte 11 and `SS±HH:MM` at byte 17, byte k of each in bits 8k..8k+8.
     let (clock, offset) = (word(11), word(17));
-    // The digits' bytes: 0, 1, 3, 4, 6, 7 of the clock; 3, 4, 6, 7 of the offset.
-    const CLOCK_DIGITS: u64 = 0xFFFF_00FF_FF00_FFFF;
-    const OFFSET_DIGITS: u64 = 0xFFFF_00FF_FF00_0000;
+    // The digits' bytes (bit 7 of each): 0, 1, 3, 4, 6, 7 of the clock; 3, 4, 6, 7 of the
+    // offset.
+    const CLOCK_DIGITS: u64 = 0x8080_0080_8000_8080;
+    const OFFSET_DIGITS: u64 = 0x8080_0080_8000_0000;
     // The clock's colons, bytes 2 and 5.
     const SEPARATORS: u64 = 0x0000_FF00_00FF_0000;
     const COLONS: u64 = 0x0000_3A00_003A_0000;
-    // A byte is a digit when its high nibble is 3 and stays 3 with 6 added (0x30..=0x39);
-    // once every high nibble is 3, adding 6 carries into no other byte.
-    let digits = |w: u64, mask: u64| {
-        let d = w & mask;
-        d & HIGH_NIBBLES == ZEROS & mask
-            && d.wrapping_add(SIXES & mask) & HIGH_NIBBLES == ZEROS & mask
-    };
+    let digits = |w: u64, mask: u64| crate::digits::non_digit_bytes(w) & mask == 0;
     // Byte-swapped, the first byte is the highest: the two digits at byte k read as a
     // big-endian `u16`, and two digits compare as their values do.
     let (clock_be, offset_be) = (clock.swap_bytes(), offset.swap_bytes());
