@@ -188,11 +188,20 @@ impl Decimal {
 
     /// Parses plain decimal text: optional sign, digits, optional `.` and digits. No exponent,
     /// no thousands separators, no surrounding spaces: a trade file that has them is malformed.
+    ///
+    /// Inlined for the usual short price; the general loop is out of line.
+    #[inline]
     pub fn parse(text: &str) -> Result<Decimal, DecimalError> {
         let bytes = text.as_bytes();
-        if let Some(short) = Decimal::parse_short(bytes) {
-            return Ok(short);
+        match Decimal::parse_short(bytes) {
+            Some(short) => Ok(short),
+            None => Decimal::parse_long(bytes),
         }
+    }
+
+    /// [`Decimal::parse`] of any text [`Decimal::parse_short`] does not read.
+    #[inline(never)]
+    fn parse_long(bytes: &[u8]) -> Result<Decimal, DecimalError> {
         if bytes.is_empty() {
             return Err(DecimalError::Empty);
         }
