@@ -226,13 +226,7 @@ impl<R: Read> CsvScanner<R> {
             return;
         };
         let region = &self.buf[self.pos..=self.pos + last_line_end];
-        let checked = if region.is_ascii() {
-            // SAFETY: ASCII is UTF-8.
-            Ok(unsafe { std::str::from_utf8_unchecked(region) })
-        } else {
-            std::str::from_utf8(region)
-        };
-        let text = match checked {
+        let text = match crate::fields::text_of(region) {
             Ok(text) => text,
             // The lines before the first one with a byte that is not UTF-8.
             Err(e) => {

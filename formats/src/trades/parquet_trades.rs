@@ -728,7 +728,7 @@ impl<'a> Texts<'a> {
     fn of(array: &'a StringArray) -> Option<Texts<'a>> {
         Some(Texts {
             offsets: array.value_offsets(),
-            values: std::str::from_utf8(array.value_data()).ok()?,
+            values: crate::fields::text_of(array.value_data()).ok()?,
         })
     }
 
