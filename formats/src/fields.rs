@@ -427,37 +427,43 @@ mod tests {
         }
     }
 
-    #[test]
-    fn words_classify_every_byte_in_every_place_like_the_table() {
-        for place in 0..8 {
+    /// Calls `check(bytes, place)` for `template` with every byte value put in every place.
+    fn each_byte_in_each_place<const N: usize>(
+        template: &[u8; N],
+        mut check: impl FnMut(&[u8; N], usize),
+    ) {
+        for place in 0..N {
             for b in 0..=255u8 {
-                let mut bytes = *b"Ab3_-z9Q";
+                let mut bytes = *template;
                 bytes[place] = b;
-                let bits = id_byte_bits(u64::from_le_bytes(bytes));
-                for (k, &byte) in bytes.iter().enumerate() {
-                    let expected = ID_BYTE[usize::from(byte)];
-                    assert_eq!(bits >> (8 * k + 7) & 1 == 1, expected, "{bytes:?} at {k}");
-                }
-                assert_eq!(bits & !0x8080_8080_8080_8080, 0);
+                check(&bytes, place);
             }
         }
+    }
+
+    #[test]
+    fn words_classify_every_byte_in_every_place_like_the_table() {
+        each_byte_in_each_place(b"Ab3_-z9Q", |bytes, _| {
+            let bits = id_byte_bits(u64::from_le_bytes(*bytes));
+            for (k, &byte) in bytes.iter().enumerate() {
+                let expected = ID_BYTE[usize::from(byte)];
+                assert_eq!(bits >> (8 * k + 7) & 1 == 1, expected, "{bytes:?} at {k}");
+            }
+            assert_eq!(bits & !0x8080_8080_8080_8080, 0);
+        });
     }
 
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn lanes_classify_every_byte_in_every_place_like_the_table() {
-        for place in 0..16 {
-            for b in 0..=255u8 {
-                let mut bytes = *b"Ab3_-z9QaZ09-_mM";
-                bytes[place] = b;
-                let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
-                assert_eq!(
-                    id_lanes(word(0), word(8)),
-                    ID_BYTE[usize::from(b)],
-                    "{bytes:?} at {place}"
-                );
-            }
-        }
+        each_byte_in_each_place(b"Ab3_-z9QaZ09-_mM", |bytes, place| {
+            let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+            assert_eq!(
+                id_lanes(word(0), word(8)),
+                ID_BYTE[usize::from(bytes[place])],
+                "{bytes:?} at {place}"
+            );
+        });
     }
 
     proptest::proptest! {
