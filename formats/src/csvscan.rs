@@ -197,6 +197,20 @@ impl<R: Read> CsvScanner<R> {
     /// take (or the end of the buffered lines), having consumed only what it handed over:
     /// [`Self::next_record`] reads on from there, and the two may be called in turn.
     pub(crate) fn plain_lines(&mut self, width: usize, mut each: impl FnMut(u64, &[&str])) {
+        self.read_plain(|lines, stop| lines.split(width, stop, &mut each));
+    }
+
+    /// [`Self::plain_lines`] for lines that nearly all have `N` fields (a trade file's rows):
+    /// such a line is cut from the byte masks of a window at its start, with no stop array in
+    /// between. `each` gets the same lines and fields either way.
+    pub(crate) fn plain_rows<const N: usize>(&mut self, mut each: impl FnMut(u64, &[&str])) {
+        self.read_plain(|lines, stop| lines.rows::<N>(stop, &mut each));
+    }
+
+    /// Runs `read` over the buffered plain lines from the next record on (see
+    /// [`Self::plain_lines`]) with the offset in them where the part ends, and consumes what
+    /// it handed over.
+    fn read_plain(&mut self, read: impl FnOnce(&mut PlainLines<'_, '_>, usize)) {
         let start = self.buf_offset + self.pos as u64;
         if !self.started || start >= self.stop_at {
             return;
@@ -248,7 +262,7 @@ impl<R: Read> CsvScanner<R> {
             line: self.next_line,
             consumed: 0,
         };
-        lines.split(width, stop, &mut each);
+        read(&mut lines, stop);
         let (consumed, line) = (lines.consumed, lines.line);
         self.pos += consumed;
         self.next_line = line;
@@ -572,6 +586,10 @@ const STOP_CHUNK_BYTES: usize = 16 << 10;
 /// Lines of at most this many fields are cut into an array on the stack.
 const STACK_FIELDS: usize = 16;
 
+/// The bytes [`PlainLines::rows`] looks at from a line's start for its commas and end: a
+/// trade row is about 80.
+const ROW_WINDOW: usize = 128;
+
 /// Whole lines without a quote, cut into fields in two passes per chunk: every comma and line
 /// end is found sixty-four bytes at a time and written to `stops` without a branch per stop,
 /// then the lines are read off the stops. A line of the expected width is recognised by
@@ -654,6 +672,131 @@ impl<'t> PlainLines<'t, '_> {
                 }
             }
             chunk_start = chunk_end;
+        }
+    }
+}
+
+impl<'t> PlainLines<'t, '_> {
+    /// Hands `each` the lines that start before offset `stop`, those of `N` fields cut the
+    /// quick way; see [`CsvScanner::plain_rows`].
+    fn rows<const N: usize>(&mut self, stop: usize, each: &mut impl FnMut(u64, &[&str])) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("popcnt")
+            && std::arch::is_x86_feature_detected!("bmi1")
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: this processor has all three features, as just checked.
+                return unsafe { self.rows_avx2::<N>(stop, each) };
+            }
+            // SAFETY: this processor has both features, as just checked.
+            return unsafe { self.rows_popcnt_bmi1::<N>(stop, each) };
+        }
+        self.rows_with::<N>(stop, each, sse2_masks);
+    }
+
+    /// [`Self::rows_with`] with AVX2 masks, POPCNT counts and BMI1 bit scans.
+    ///
+    /// # Safety
+    /// The processor must have POPCNT, BMI1 and AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt,bmi1,avx2")]
+    unsafe fn rows_avx2<const N: usize>(
+        &mut self,
+        stop: usize,
+        each: &mut impl FnMut(u64, &[&str]),
+    ) {
+        // The closure inherits this function's features, so the call is safe and inlined.
+        self.rows_with::<N>(stop, each, |block: &[u8; 64]| avx2_masks(block));
+    }
+
+    /// [`Self::rows_with`] with POPCNT counts and BMI1 bit scans.
+    ///
+    /// # Safety
+    /// The processor must have POPCNT and BMI1.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt,bmi1")]
+    unsafe fn rows_popcnt_bmi1<const N: usize>(
+        &mut self,
+        stop: usize,
+        each: &mut impl FnMut(u64, &[&str]),
+    ) {
+        self.rows_with::<N>(stop, each, sse2_masks);
+    }
+
+    /// A line is cut from the masks of the [`ROW_WINDOW`] bytes at its start: its end is the
+    /// window's first line end, and when exactly `N - 1` commas come before it they are its
+    /// field ends, taken off the mask lowest bit first. So a row costs a few compares and bit
+    /// scans, with no stop written to memory and read back. A line longer than the window,
+    /// of another width, or too near the end of the text to have a whole window goes through
+    /// [`Self::split`], which cuts every line alike (tests compare the two).
+    #[inline(always)]
+    fn rows_with<const N: usize>(
+        &mut self,
+        stop: usize,
+        each: &mut impl FnMut(u64, &[&str]),
+        masks: impl Fn(&[u8; 64]) -> (u64, u64),
+    ) {
+        const { assert!(N >= 2, "a row has a comma") };
+        let text = self.text;
+        let bytes = text.as_bytes();
+        let mut at = self.consumed;
+        while at < stop {
+            let Some(window) = bytes.get(at..at + ROW_WINDOW) else {
+                break;
+            };
+            let (low, high) = window.split_at(64);
+            let (low_stops, low_ends) = masks(low.try_into().unwrap_or(&[0; 64]));
+            let (high_stops, high_ends) = masks(high.try_into().unwrap_or(&[0; 64]));
+            let ends = u128::from(low_ends) | u128::from(high_ends) << 64;
+            let stops = u128::from(low_stops) | u128::from(high_stops) << 64;
+            let end = ends.trailing_zeros() as usize;
+            // The stops before the first line end (all of them when there is none).
+            let mut commas = stops & (ends & ends.wrapping_neg()).wrapping_sub(1);
+            let line_end = if end < ROW_WINDOW && commas.count_ones() as usize + 1 == N {
+                let line_end = at + end;
+                let mut fields = [""; N];
+                let mut start = at;
+                for field in &mut fields[..N - 1] {
+                    let comma = at + commas.trailing_zeros() as usize;
+                    *field = cut(text, start, comma);
+                    start = comma + 1;
+                    commas &= commas.wrapping_sub(1);
+                }
+                // A comma precedes the line end, so there is a byte before it.
+                let content_end = if bytes[line_end - 1] == b'\r' {
+                    line_end - 1
+                } else {
+                    line_end
+                };
+                fields[N - 1] = cut(text, start, content_end);
+                each(self.line, &fields);
+                line_end
+            } else {
+                // `text` ends with a line end.
+                let line_end = memchr(b'\n', &bytes[at..]).map_or(bytes.len() - 1, |i| at + i);
+                let mut one = PlainLines {
+                    text: &text[at..=line_end],
+                    stops: self.stops,
+                    line: self.line,
+                    consumed: 0,
+                };
+                one.split(N, usize::MAX, each);
+                line_end
+            };
+            self.line += 1;
+            at = line_end + 1;
+            self.consumed = at;
+        }
+        if at < stop && at < bytes.len() {
+            let mut tail = PlainLines {
+                text: &text[at..],
+                stops: self.stops,
+                line: self.line,
+                consumed: 0,
+            };
+            tail.split(N, stop - at, each);
+            self.line = tail.line;
+            self.consumed = at + tail.consumed;
         }
     }
 }
@@ -1144,10 +1287,22 @@ mod tests {
     /// [`scan`], taking every plain line [`CsvScanner::plain_lines`] offers between records,
     /// expecting lines of `width` fields.
     fn scan_plain_first(input: &[u8], chunk: usize, width: usize) -> Vec<Scanned> {
-        scan_with(input, chunk, Some(width))
+        scan_with(input, chunk, Some(Plain::Lines(width)))
     }
 
-    fn scan_with(input: &[u8], chunk: usize, plain_width: Option<usize>) -> Vec<Scanned> {
+    /// [`scan`], taking every plain line [`CsvScanner::plain_rows`] offers between records,
+    /// expecting lines of `n` fields (2, 3, 4 or 8).
+    fn scan_rows_first(input: &[u8], chunk: usize, n: usize) -> Vec<Scanned> {
+        scan_with(input, chunk, Some(Plain::Rows(n)))
+    }
+
+    #[derive(Clone, Copy)]
+    enum Plain {
+        Lines(usize),
+        Rows(usize),
+    }
+
+    fn scan_with(input: &[u8], chunk: usize, plain: Option<Plain>) -> Vec<Scanned> {
         struct Chunked<'a>(&'a [u8], usize);
         impl Read for Chunked<'_> {
             fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
@@ -1160,11 +1315,18 @@ mod tests {
         let mut scanner = CsvScanner::new(Chunked(input, chunk));
         let mut out = Vec::new();
         loop {
-            if let Some(width) = plain_width {
-                scanner.plain_lines(width, |line, fields| {
-                    let field = |s: &&str| s.to_string();
-                    out.push(Ok((line, fields.iter().map(field).collect())));
-                });
+            let each = |line, fields: &[&str]| {
+                let field = |s: &&str| s.to_string();
+                out.push(Ok((line, fields.iter().map(field).collect())));
+            };
+            match plain {
+                None => {}
+                Some(Plain::Lines(width)) => scanner.plain_lines(width, each),
+                Some(Plain::Rows(2)) => scanner.plain_rows::<2>(each),
+                Some(Plain::Rows(3)) => scanner.plain_rows::<3>(each),
+                Some(Plain::Rows(4)) => scanner.plain_rows::<4>(each),
+                Some(Plain::Rows(8)) => scanner.plain_rows::<8>(each),
+                Some(Plain::Rows(n)) => panic!("no plain_rows::<{n}> here"),
             }
             match scanner.next_record().unwrap() {
                 Scan::End => break,
@@ -1257,6 +1419,63 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Lines cut from a window's masks read exactly as record by record: lines of the
+        /// expected width or not, longer than the window, blank, with quotes, carriage returns
+        /// and bytes that are not UTF-8, and buffer refills anywhere.
+        #[test]
+        fn plain_rows_read_like_records(
+            lines in proptest::collection::vec(
+                (
+                    proptest::collection::vec(
+                        proptest::collection::vec(
+                            proptest::sample::select(b"aaab\r".to_vec()), 0..24),
+                        0..7,
+                    ),
+                    proptest::bool::ANY,
+                    // Now and then a quote or a byte that is not UTF-8, somewhere in the line.
+                    proptest::option::weighted(
+                        0.1,
+                        (proptest::sample::select(b"\"\xff\xc3".to_vec()), 0usize..200),
+                    ),
+                ),
+                0..40,
+            ),
+            chunk in proptest::sample::select(vec![1usize, 7, 64, 300, 4096]),
+            n in proptest::sample::select(vec![2usize, 3, 4, 8]),
+        ) {
+            let mut bytes = Vec::new();
+            for (fields, crlf, spoil) in &lines {
+                let mut line = fields.join(&b","[..]);
+                if let Some((byte, at)) = spoil {
+                    line.insert(at % (line.len() + 1), *byte);
+                }
+                bytes.extend(line);
+                bytes.extend_from_slice(if *crlf { b"\r\n" } else { b"\n" });
+            }
+            proptest::prop_assert_eq!(scan_rows_first(&bytes, chunk, n), scan(&bytes, chunk));
+        }
+    }
+
+    /// Rows at every offset of the window, some as long as the window or longer, every line
+    /// of the expected width.
+    #[test]
+    fn plain_rows_of_every_length_read_like_records() {
+        let mut input = String::new();
+        for k in 0..400 {
+            let pad = "x".repeat(k % 140);
+            input.push_str(&format!(
+                "{k},{pad},y{}\n",
+                if k % 3 == 0 { "\r" } else { "" }
+            ));
+        }
+        for chunk in [1 << 20, 4096, 77] {
+            let plain = scan_rows_first(input.as_bytes(), chunk, 3);
+            assert_eq!(plain, scan(input.as_bytes(), chunk), "chunk {chunk}");
+            assert_eq!(plain.len(), 400);
+        }
+    }
+
     /// Lines wider than the stack array, narrower or wider than expected, and chunks of stops
     /// that end inside a long line's run of fields.
     #[test]
@@ -1285,6 +1504,10 @@ mod tests {
                 );
             }
         }
+        for n in [2, 3] {
+            let rows = scan_rows_first(input.as_bytes(), 1 << 20, n);
+            assert_eq!(rows, scan(input.as_bytes(), 1 << 20), "rows of {n}");
+        }
     }
 
     #[test]
@@ -1304,6 +1527,99 @@ mod tests {
         assert_eq!(seen, vec![(3, "b".to_owned())]);
         assert!(matches!(scanner.next_record().unwrap(), Scan::Record(4)));
         assert_eq!(scanner.field(0), b"c");
+    }
+
+    /// Every build of the quick cut (baseline SSE2, POPCNT/BMI1, AVX2: whichever this processor
+    /// has) cuts lines as [`PlainLines::split`] does.
+    #[test]
+    fn plain_rows_are_cut_alike_by_every_build() {
+        let mut text = String::new();
+        for k in 0..300 {
+            let pad = "z".repeat(k * 7 % 150);
+            let line = match k % 5 {
+                0 => format!("{k},{pad}"),
+                1 => format!("{pad},{k},{pad}\r"),
+                2 => String::new(),
+                _ => format!("{k},,{pad}"),
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
+        type Cut = Vec<(u64, Vec<String>)>;
+        type How<'h> = &'h dyn Fn(&mut PlainLines<'_, '_>, &mut dyn FnMut(u64, &[&str]));
+        let read = |how: How<'_>| -> Cut {
+            let mut stops = Vec::new();
+            let mut lines = PlainLines {
+                text: &text,
+                stops: &mut stops,
+                line: 1,
+                consumed: 0,
+            };
+            let mut out = Vec::new();
+            how(&mut lines, &mut |line, fields| {
+                out.push((line, fields.iter().map(|f| f.to_string()).collect()));
+            });
+            assert_eq!((lines.consumed, lines.line), (text.len(), 301));
+            out
+        };
+        let want = read(&|lines, each| lines.split(3, usize::MAX, &mut |l, f| each(l, f)));
+        let mut builds: Vec<(&str, Cut)> = vec![
+            (
+                "dispatched",
+                read(&|lines, each| lines.rows::<3>(usize::MAX, &mut |l, f| each(l, f))),
+            ),
+            (
+                "sse2",
+                read(&|lines, each| {
+                    lines.rows_with::<3>(usize::MAX, &mut |l, f| each(l, f), sse2_masks)
+                }),
+            ),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("popcnt")
+            && std::arch::is_x86_feature_detected!("bmi1")
+        {
+            // SAFETY: this processor has both features, as just checked.
+            let popcnt = |lines: &mut PlainLines<'_, '_>, each: &mut dyn FnMut(u64, &[&str])| unsafe {
+                lines.rows_popcnt_bmi1::<3>(usize::MAX, &mut |l, f| each(l, f))
+            };
+            builds.push(("popcnt,bmi1", read(&popcnt)));
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: this processor has all three features, as just checked.
+                let avx2 = |lines: &mut PlainLines<'_, '_>, each: &mut dyn FnMut(u64, &[&str])| unsafe {
+                    lines.rows_avx2::<3>(usize::MAX, &mut |l, f| each(l, f))
+                };
+                builds.push(("avx2", read(&avx2)));
+            }
+        }
+        for (build, got) in builds {
+            assert_eq!(got, want, "{build}");
+        }
+    }
+
+    /// Parts that end anywhere among rows cut the quick way end where `plain_lines` ends them.
+    #[test]
+    fn plain_rows_stop_at_the_part_end_like_plain_lines() {
+        let mut input = b"h,i\n".to_vec();
+        for k in 0..60 {
+            input.extend(format!("{k},{}\n", "v".repeat(k % 9)).bytes());
+        }
+        let read = |stop: u64, rows: bool| {
+            let mut scanner = CsvScanner::new(&input[..]);
+            assert!(matches!(scanner.next_record().unwrap(), Scan::Record(1)));
+            scanner.stop_at(stop);
+            let mut seen = Vec::new();
+            let each = |line, fields: &[&str]| seen.push((line, fields.join("|")));
+            if rows {
+                scanner.plain_rows::<2>(each);
+            } else {
+                scanner.plain_lines(2, each);
+            }
+            (seen, scanner.next_position())
+        };
+        for stop in 0..input.len() as u64 + 2 {
+            assert_eq!(read(stop, true), read(stop, false), "stop at {stop}");
+        }
     }
 
     #[test]

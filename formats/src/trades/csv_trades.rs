@@ -213,19 +213,28 @@ fn read_records<S: TradeSink>(
     let mut keys = KeyCache::default();
     loop {
         if lines == Lines::Plain {
-            scanner.plain_lines(layout.width, |line, fields| {
+            let each = |line, fields: &[&str]| {
                 stats.rows += 1;
                 if fields.len() != layout.width {
                     let at = Location::new(path, line);
                     sink.bad_row(width_error(at, fields.len(), layout));
                     return;
                 }
-                let row = match <[&str; 8]>::try_from(fields) {
+                let reordered;
+                let row = match <&[&str; 8]>::try_from(fields) {
                     Ok(row) if in_order => row,
-                    _ => index.map(|i| fields.get(i).copied().unwrap_or("")),
+                    _ => {
+                        reordered = index.map(|i| fields.get(i).copied().unwrap_or(""));
+                        &reordered
+                    }
                 };
                 decode_plain(row, &mut dates, &mut keys, path, line, sink);
-            });
+            };
+            if in_order {
+                scanner.plain_rows::<8>(each);
+            } else {
+                scanner.plain_lines(layout.width, each);
+            }
         }
         let line = match scanner.next_record()? {
             Scan::End => break,
@@ -258,14 +267,14 @@ fn read_records<S: TradeSink>(
 /// the sink its keys, and any other row gets [`decode_text`]'s checks and messages.
 #[inline]
 fn decode_plain<S: TradeSink>(
-    row: [&str; 8],
+    row: &[&str; 8],
     dates: &mut DateMemo,
     keys: &mut KeyCache,
     path: &Path,
     line: u64,
     sink: &mut S,
 ) {
-    let [trade_id, _, instrument, buyer, seller, ..] = row;
+    let &[trade_id, _, instrument, buyer, seller, ..] = row;
     let known = (
         keys.key(KeyColumn::Instrument, instrument, sink),
         keys.key(KeyColumn::Member, buyer, sink),
@@ -313,13 +322,13 @@ fn decode<R: std::io::Read, S: TradeSink>(
         }
     };
     let text = index.map(|i| record.get(i));
-    decode_text(text, dates, line, sink).map_err(|bad| (bad, text[TRADE_ID].to_owned()))
+    decode_text(&text, dates, line, sink).map_err(|bad| (bad, text[TRADE_ID].to_owned()))
 }
 
 /// Checks and decodes a row's fields (in the order of [`super::TRADE_COLUMN_NAMES`]) and hands
 /// it to the sink, or says what is wrong with it.
 fn decode_text<S: TradeSink>(
-    text: [&str; 8],
+    text: &[&str; 8],
     dates: &mut DateMemo,
     line: u64,
     sink: &mut S,
@@ -333,11 +342,11 @@ fn decode_text<S: TradeSink>(
 /// buyer and seller (see [`check_text_with`]), every other check runs in the same order.
 #[inline]
 fn checked_fields<'a>(
-    row: [&'a str; 8],
+    row: &[&'a str; 8],
     dates: &mut DateMemo,
     ids_known_good: bool,
 ) -> Result<TradeFields<'a>, Bad> {
-    let [trade_id, business_date, instrument, buyer, seller, price, quantity, executed_at] = row;
+    let &[trade_id, business_date, instrument, buyer, seller, price, quantity, executed_at] = row;
     let executed_at = optional_text(executed_at);
     check_text_with(
         dates,
