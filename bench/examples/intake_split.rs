@@ -3,7 +3,7 @@
 //!
 //! `cargo run --release -p clearhouse-bench --example intake_split -- DAY_DIR` (`ONLY=decode`
 //! and so on: one figure alone; `ONLY=intake THREADS=2`: the parallel intake on two threads
-//! alone, for `/usr/bin/time` or a profiler)
+//! alone, for `/usr/bin/time` or a profiler; `EACH=1`: every run's time, not only the best)
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -83,8 +83,14 @@ fn main() {
             .map(|_| {
                 let start = Instant::now();
                 let cpu = process_cpu_seconds();
+                let faults = minor_faults();
                 f();
-                (start.elapsed().as_secs_f64(), process_cpu_seconds() - cpu)
+                let run = (start.elapsed().as_secs_f64(), process_cpu_seconds() - cpu);
+                if std::env::var_os("EACH").is_some() {
+                    let faults = minor_faults() - faults;
+                    eprintln!("  one run: {:.3} s, cpu {:.3} s, {faults} page faults", run.0, run.1);
+                }
+                run
             })
             .fold((f64::INFINITY, f64::INFINITY), |(w, c), (w2, c2)| {
                 (w.min(w2), c.min(c2))
@@ -144,4 +150,12 @@ fn process_cpu_seconds() -> f64 {
     // SAFETY: `t` is a valid timespec to write into.
     unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut t) };
     t.tv_sec as f64 + t.tv_nsec as f64 * 1e-9
+}
+
+fn minor_faults() -> i64 {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to overwrite.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `usage` is a valid rusage to write into.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    usage.ru_minflt
 }
