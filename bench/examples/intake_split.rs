@@ -88,7 +88,10 @@ fn main() {
                 let run = (start.elapsed().as_secs_f64(), process_cpu_seconds() - cpu);
                 if std::env::var_os("EACH").is_some() {
                     let faults = minor_faults() - faults;
-                    eprintln!("  one run: {:.3} s, cpu {:.3} s, {faults} page faults", run.0, run.1);
+                    eprintln!(
+                        "  one run: {:.3} s, cpu {:.3} s, {faults} page faults",
+                        run.0, run.1
+                    );
                 }
                 run
             })

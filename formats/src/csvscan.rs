@@ -755,13 +755,22 @@ impl<'t> PlainLines<'t, '_> {
             let line_end = if end < ROW_WINDOW && commas.count_ones() as usize + 1 == N {
                 let line_end = at + end;
                 let mut fields = [""; N];
-                let mut start = at;
-                for field in &mut fields[..N - 1] {
-                    let comma = at + commas.trailing_zeros() as usize;
-                    *field = cut(text, start, comma);
-                    start = comma + 1;
-                    commas &= commas.wrapping_sub(1);
-                }
+                let low = commas as u64;
+                let start = if low.count_ones() as usize + 1 == N {
+                    // Every comma in the first 64 bytes (a trade row's are): one word to scan.
+                    let mut low = low;
+                    cut_before(text, at, &mut fields, || {
+                        let comma = low.trailing_zeros() as usize;
+                        low &= low.wrapping_sub(1);
+                        comma
+                    })
+                } else {
+                    cut_before(text, at, &mut fields, || {
+                        let comma = commas.trailing_zeros() as usize;
+                        commas &= commas.wrapping_sub(1);
+                        comma
+                    })
+                };
                 // A comma precedes the line end, so there is a byte before it.
                 let content_end = if bytes[line_end - 1] == b'\r' {
                     line_end - 1
@@ -799,6 +808,24 @@ impl<'t> PlainLines<'t, '_> {
             self.consumed = at + tail.consumed;
         }
     }
+}
+
+/// Cuts all but the last of `fields` off the line at `at` in `text`, up to each comma that
+/// `next_comma` gives (offsets from `at`, in order); returns where the last field starts.
+#[inline(always)]
+fn cut_before<'t, const N: usize>(
+    text: &'t str,
+    at: usize,
+    fields: &mut [&'t str; N],
+    mut next_comma: impl FnMut() -> usize,
+) -> usize {
+    let mut start = at;
+    for field in &mut fields[..N - 1] {
+        let comma = at + next_comma();
+        *field = cut(text, start, comma);
+        start = comma + 1;
+    }
+    start
 }
 
 /// The fields of one line, cut off the stop array: up to each comma, then up to the end of
