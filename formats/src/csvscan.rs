@@ -961,9 +961,12 @@ fn find_stops_in(
 #[inline(always)]
 fn cut(text: &str, start: usize, end: usize) -> &str {
     debug_assert!(start <= end && text.is_char_boundary(start) && text.is_char_boundary(end));
-    // SAFETY: `LineFields` (made only by `PlainLines::split`) passes `start <= end <=
-    // text.len()`, each next to an ASCII byte found in `text` (a stop, a CR) or at an end of
-    // it, and an ASCII byte is a whole character: both are char boundaries.
+    // SAFETY: the callers are `LineFields` (made only by `PlainLines::split`) and
+    // `PlainLines::rows_with` (through `cut_before`). Both pass `start <= end <= text.len()`,
+    // each next to an ASCII byte found in `text` (a comma or line end from the byte masks, a
+    // CR) or at an end of it: a field starts at a line start or after a comma and ends at the
+    // next comma, or at the line end or the CR before it, which comes after the line's last
+    // comma. An ASCII byte is a whole character, so both are char boundaries.
     unsafe { text.get_unchecked(start..end) }
 }
 
