@@ -680,18 +680,15 @@ impl<'t> PlainLines<'t, '_> {
     /// Hands `each` the lines that start before offset `stop`, those of `N` fields cut the
     /// quick way; see [`CsvScanner::plain_rows`].
     fn rows<const N: usize>(&mut self, stop: usize, each: &mut impl FnMut(u64, &[&str])) {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("popcnt")
-            && std::arch::is_x86_feature_detected!("bmi1")
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: this processor has all three features, as just checked.
-                return unsafe { self.rows_avx2::<N>(stop, each) };
-            }
-            // SAFETY: this processor has both features, as just checked.
-            return unsafe { self.rows_popcnt_bmi1::<N>(stop, each) };
+        match ScanBuild::of_this_processor() {
+            // SAFETY: `of_this_processor` found POPCNT, BMI1 and AVX2.
+            #[cfg(target_arch = "x86_64")]
+            ScanBuild::Avx2 => unsafe { self.rows_avx2::<N>(stop, each) },
+            // SAFETY: `of_this_processor` found POPCNT and BMI1.
+            #[cfg(target_arch = "x86_64")]
+            ScanBuild::PopcntBmi1 => unsafe { self.rows_popcnt_bmi1::<N>(stop, each) },
+            _ => self.rows_with::<N>(stop, each, sse2_masks),
         }
-        self.rows_with::<N>(stop, each, sse2_masks);
     }
 
     /// [`Self::rows_with`] with AVX2 masks, POPCNT counts and BMI1 bit scans.
@@ -875,17 +872,47 @@ fn stop_chunk_end(bytes: &[u8], start: usize) -> usize {
 /// whether or not a block has that many stops (the extra ones are overwritten or past the
 /// count), so the loop branches once per block rather than once per stop.
 fn find_stops(chunk: &[u8], stops: &mut Vec<u64>) -> usize {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("popcnt") && std::arch::is_x86_feature_detected!("bmi1")
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: this processor has all three features, as just checked.
-            return unsafe { find_stops_avx2(chunk, stops) };
-        }
-        // SAFETY: this processor has both features, as just checked.
-        return unsafe { find_stops_popcnt_bmi1(chunk, stops) };
+    match ScanBuild::of_this_processor() {
+        // SAFETY: `of_this_processor` found POPCNT, BMI1 and AVX2.
+        #[cfg(target_arch = "x86_64")]
+        ScanBuild::Avx2 => unsafe { find_stops_avx2(chunk, stops) },
+        // SAFETY: `of_this_processor` found POPCNT and BMI1.
+        #[cfg(target_arch = "x86_64")]
+        ScanBuild::PopcntBmi1 => unsafe { find_stops_popcnt_bmi1(chunk, stops) },
+        _ => find_stops_in(chunk, stops, sse2_masks),
     }
-    find_stops_in(chunk, stops, sse2_masks)
+}
+
+/// Which build of the block scans ([`find_stops`], [`PlainLines::rows`]) this processor
+/// runs: each is compiled three times, and the choice is made in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+enum ScanBuild {
+    /// The target's baseline (SSE2 on x86_64).
+    Baseline,
+    /// POPCNT and BMI1: a block's stop count and each stop's position in one instruction.
+    PopcntBmi1,
+    /// POPCNT, BMI1 and AVX2: also thirty-two bytes per compare.
+    Avx2,
+}
+
+impl ScanBuild {
+    /// The best build this processor has (std caches the feature tests, so this is cheap
+    /// enough for once per chunk or region).
+    #[inline]
+    fn of_this_processor() -> ScanBuild {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("popcnt")
+            && std::arch::is_x86_feature_detected!("bmi1")
+        {
+            return if std::arch::is_x86_feature_detected!("avx2") {
+                ScanBuild::Avx2
+            } else {
+                ScanBuild::PopcntBmi1
+            };
+        }
+        ScanBuild::Baseline
+    }
 }
 
 /// [`find_stops_popcnt_bmi1`] that also finds a block's stops 32 bytes per compare (AVX2):
@@ -1049,10 +1076,8 @@ fn stops_are_found_alike_by_either_build() {
         assert_eq!(dispatched[..n], want[..], "{len}");
         assert_eq!(baseline[..m], want[..], "{len}");
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("popcnt")
-            && std::arch::is_x86_feature_detected!("bmi1")
-        {
-            let avx2 = std::arch::is_x86_feature_detected!("avx2");
+        if ScanBuild::of_this_processor() != ScanBuild::Baseline {
+            let avx2 = ScanBuild::of_this_processor() == ScanBuild::Avx2;
             for with_avx2 in [false, true].into_iter().filter(|&w| !w || avx2) {
                 let mut built = Vec::new();
                 // SAFETY: the features each build needs were just checked.
@@ -1606,15 +1631,13 @@ mod tests {
             ),
         ];
         #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("popcnt")
-            && std::arch::is_x86_feature_detected!("bmi1")
-        {
+        if ScanBuild::of_this_processor() != ScanBuild::Baseline {
             // SAFETY: this processor has both features, as just checked.
             let popcnt = |lines: &mut PlainLines<'_, '_>, each: &mut dyn FnMut(u64, &[&str])| unsafe {
                 lines.rows_popcnt_bmi1::<3>(usize::MAX, &mut |l, f| each(l, f))
             };
             builds.push(("popcnt,bmi1", read(&popcnt)));
-            if std::arch::is_x86_feature_detected!("avx2") {
+            if ScanBuild::of_this_processor() == ScanBuild::Avx2 {
                 // SAFETY: this processor has all three features, as just checked.
                 let avx2 = |lines: &mut PlainLines<'_, '_>, each: &mut dyn FnMut(u64, &[&str])| unsafe {
                     lines.rows_avx2::<3>(usize::MAX, &mut |l, f| each(l, f))
